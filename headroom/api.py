@@ -1,0 +1,146 @@
+"""The one-call library: `compress(messages)` and `retrieve(key)`.
+
+`compress` reads a conversation (Anthropic or OpenAI shape), compresses each tool result
+through the pipeline and returns the same conversation with smaller payloads, plus what it
+did. `retrieve` gives back an original, whole or a slice of it, by the key a marker names.
+The store is opened once per process from the settings (the SQLite file by default).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from headroom import messages as conversation
+from headroom import tokens
+from headroom.config import Settings
+from headroom.errors import ConfigError
+from headroom.pipeline import Request, Transform, compress_payload
+from headroom.store import Store, open_store
+
+_stores: dict[str, Store] = {}
+_stores_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class CompressResult:
+    """A compressed conversation and what was done to it. Token counts are computed on
+    first use with the model's encoding (o200k for Claude models: an estimate)."""
+
+    messages: list[Any]
+    transforms: list[Transform]
+    model: str | None
+    original: Sequence[Any]
+
+    @cached_property
+    def tokens_before(self) -> int:
+        return _count_messages(self.original, self.model)
+
+    @cached_property
+    def tokens_after(self) -> int:
+        return _count_messages(self.messages, self.model)
+
+    @property
+    def tokens_saved(self) -> int:
+        return self.tokens_before - self.tokens_after
+
+    @property
+    def compression_ratio(self) -> float:
+        """tokens_after / tokens_before (1.0 when nothing was there to count)."""
+        return self.tokens_after / self.tokens_before if self.tokens_before else 1.0
+
+
+def store_for(settings: Settings) -> Store:
+    """The process-wide store for these settings, opened on first use."""
+    url = settings.store_url()
+    with _stores_lock:
+        if url not in _stores:
+            _stores[url] = open_store(
+                url, ttl=settings.ttl_days * 86_400, max_bytes=settings.max_store_mb * 1 << 20
+            )
+        return _stores[url]
+
+
+def compress(
+    messages: Sequence[Any], model: str | None = None, config: Settings | None = None
+) -> CompressResult:
+    """Compress the tool results of a conversation; raises InvalidMessagesError on bad shapes."""
+    settings = config or Settings.from_env()
+    found = conversation.read(messages)
+    store = store_for(settings)
+    transforms = [
+        compress_payload(
+            Request(p.text, p.hints, found.query, p.location, p.ranged_read), store, settings, model
+        )
+        for p in found.payloads
+    ]
+    replacements = {t.location: t.output for t in transforms if t.skipped is None}
+    return CompressResult(conversation.write(messages, replacements), transforms, model, messages)
+
+
+def retrieve(
+    key: str, lines: str | None = None, grep: str | None = None, config: Settings | None = None
+) -> str | None:
+    """The original for a key, or the slice asked for; None for an unknown key.
+
+    `lines="120-180"` gives those lines (1-based, inclusive); `grep="pattern"` gives the
+    lines matching a regular expression, each prefixed with its line number.
+    Raises ExpiredKeyError for a key whose original has expired.
+    """
+    text = store_for(config or Settings.from_env()).get(key.strip().lower())
+    if text is None:
+        return None
+    if lines:
+        text = slice_lines(text, lines)
+    if grep:
+        text = grep_lines(text, grep)
+    return text
+
+
+def slice_lines(text: str, spec: str) -> str:
+    """Lines A-B (1-based, inclusive; `A-` to the end, `A` alone for one line)."""
+    match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d*)\s*)?", spec)
+    if not match:
+        raise ConfigError(f"lines={spec!r} is not a range; write it as A-B, e.g. lines=120-180")
+    first = max(int(match.group(1)), 1)
+    last_text = match.group(2)
+    all_lines = text.split("\n")
+    last = int(last_text) if last_text else (len(all_lines) if match.group(0).count("-") else first)
+    return "\n".join(all_lines[first - 1 : last])
+
+
+def grep_lines(text: str, pattern: str) -> str:
+    """The lines matching pattern, as `N:line` (N is the 1-based line number)."""
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"grep={pattern!r} is not a valid regular expression: {exc}") from None
+    return "\n".join(
+        f"{number}:{line}"
+        for number, line in enumerate(text.split("\n"), 1)
+        if compiled.search(line)
+    )
+
+
+def _count_messages(messages: Sequence[Any], model: str | None) -> int:
+    return sum(tokens.count(text, model) for text in _texts(messages))
+
+
+def _texts(value: Any) -> list[str]:
+    """Every string in a message structure: what the model reads, approximately."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [
+            t
+            for key, item in value.items()
+            if key not in ("id", "tool_use_id", "tool_call_id", "type", "role")
+            for t in _texts(item)
+        ]
+    if isinstance(value, list | tuple):
+        return [t for item in value for t in _texts(item)]
+    return []

@@ -1,0 +1,1 @@
+"""Benchmarks behind `headroom bench`: the yardstick the targets are measured with."""

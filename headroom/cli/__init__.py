@@ -1,0 +1,1 @@
+"""The `headroom` command line: one file per verb group, gathered in `main`."""

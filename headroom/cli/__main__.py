@@ -1,0 +1,5 @@
+"""`python -m headroom.cli` runs the command line."""
+
+from headroom.cli.main import main
+
+main()

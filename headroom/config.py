@@ -1,0 +1,66 @@
+"""One typed place for headroom's settings.
+
+The core receives a frozen `Settings`; only `Settings.from_env` reads the environment
+(`HEADROOM_*` variables), and the CLI maps its flags onto the same fields. Bad values fail
+loudly with the variable's name and what it accepts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from headroom.errors import ConfigError
+
+DAY = 86_400.0
+
+
+def default_home() -> Path:
+    """Where headroom keeps its files: `~/.headroom` unless HEADROOM_HOME says otherwise."""
+    return Path(os.environ.get("HEADROOM_HOME") or Path.home() / ".headroom")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting headroom has, with its default."""
+
+    min_tokens: int = 200
+    """Payloads smaller than this are left alone."""
+    read_whole_below_tokens: int = 3000
+    """A source file read under this size stays whole: the agent is likely to edit it."""
+    store: str = ""
+    """Store URL (`sqlite:////abs/path.db`, `memory://`); empty means the SQLite file in home."""
+    ttl_days: float = 7.0
+    """A stored original lives this long after its last use."""
+    max_store_mb: int = 1024
+    """The store's size cap; least recently used originals are evicted first."""
+
+    def store_url(self) -> str:
+        """The store URL, with the default SQLite file filled in."""
+        return self.store or f"sqlite:///{default_home() / 'store.db'}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from `HEADROOM_<FIELD>` variables (upper case), defaults elsewhere."""
+        env = os.environ if environ is None else environ
+        settings = cls()
+        changes: dict[str, object] = {}
+        for field in fields(cls):
+            name = f"HEADROOM_{field.name.upper()}"
+            if name in env:
+                changes[field.name] = _parse(name, env[name], type(getattr(settings, field.name)))
+        return replace(settings, **changes)  # type: ignore[arg-type]
+
+
+def _parse(name: str, raw: str, kind: type) -> object:
+    if kind is str:
+        return raw
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    if value < 0:
+        raise ConfigError(f"{name}={raw!r} must not be negative")
+    return value

@@ -1,0 +1,219 @@
+"""Conversations in Anthropic or OpenAI chat shape: find the payloads, put them back.
+
+`read` validates a message list, tells its shape, finds every tool result that may be
+compressed (with hints from the tool call that produced it) and the latest user question.
+`write` returns a copy of the messages with some payloads replaced; roles, ids, order and
+every other field stay as they were. Nothing here knows how payloads are compressed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from headroom.errors import InvalidMessagesError
+from headroom.router import Hints
+
+Message = Mapping[str, Any]
+Location = tuple[int, ...]
+"""Where a payload sits: (message, block) or (message, block, inner block) indices;
+a block index of -1 means the message's content is a plain string."""
+
+_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+_REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.S)
+_PATH_KEYS = ("file_path", "path", "filePath", "filename", "notebook_path")
+_RANGE_KEYS = ("offset", "limit", "start_line", "end_line", "line_range", "view_range")
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """One tool result's text and what is known about where it came from."""
+
+    location: Location
+    text: str
+    hints: Hints
+    tool: str | None
+    ranged_read: bool
+    """The tool call asked for an explicit line range: the agent likely means to edit it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    shape: str
+    """"anthropic" or "openai"."""
+    payloads: list[Payload]
+    query: str
+
+
+def read(messages: object) -> Conversation:
+    """Validate messages and find their payloads and the latest user question."""
+    if not isinstance(messages, Sequence) or isinstance(messages, str | bytes):
+        raise InvalidMessagesError(
+            f"messages must be a list of message objects, got {type(messages).__name__}"
+        )
+    for index, message in enumerate(messages):
+        _check_message(index, message)
+    shape = _shape(messages)
+    calls = _tool_calls(messages, shape)
+    payloads = [
+        payload
+        for index, message in enumerate(messages)
+        for payload in _payloads(index, message, shape, calls)
+    ]
+    return Conversation(shape=shape, payloads=payloads, query=_query(messages))
+
+
+def write(messages: Sequence[Message], replacements: Mapping[Location, str]) -> list[Any]:
+    """A copy of messages with the payloads at the given locations replaced."""
+    result: list[Any] = list(messages)
+    for location, text in replacements.items():
+        index = location[0]
+        if result[index] is messages[index]:
+            result[index] = copy.deepcopy(messages[index])
+        _set(result[index], location[1:], text)
+    return result
+
+
+def _check_message(index: int, message: object) -> None:
+    if not isinstance(message, Mapping):
+        raise InvalidMessagesError(
+            f"messages[{index}] must be an object with 'role' and 'content', "
+            f"got {type(message).__name__}"
+        )
+    role = message.get("role")
+    if role not in _ROLES:
+        raise InvalidMessagesError(
+            f"messages[{index}].role is {role!r}; expected one of {', '.join(sorted(_ROLES))}"
+        )
+    content = message.get("content")
+    if content is not None and not isinstance(content, str | list):
+        raise InvalidMessagesError(
+            f"messages[{index}].content must be a string or a list of content blocks, "
+            f"got {type(content).__name__}"
+        )
+    for block_index, block in enumerate(content if isinstance(content, list) else []):
+        if not isinstance(block, Mapping) or not isinstance(block.get("type"), str):
+            raise InvalidMessagesError(
+                f"messages[{index}].content[{block_index}] must be an object with a 'type'"
+            )
+
+
+def _shape(messages: Sequence[Message]) -> str:
+    for message in messages:
+        if message.get("role") in ("tool", "function") or "tool_calls" in message:
+            return "openai"
+        content = message.get("content")
+        if isinstance(content, list) and any(
+            block.get("type") in ("tool_use", "tool_result") for block in content
+        ):
+            return "anthropic"
+        if isinstance(content, list) and any(
+            block.get("type") in ("image_url", "input_audio") for block in content
+        ):
+            return "openai"
+    return "anthropic"
+
+
+def _tool_calls(messages: Sequence[Message], shape: str) -> dict[str, tuple[str, Any]]:
+    """Tool call id -> (tool name, its input), from the assistant's turns."""
+    calls: dict[str, tuple[str, Any]] = {}
+    for message in messages:
+        if message.get("role") != "assistant":
+            continue
+        if shape == "openai":
+            for call in message.get("tool_calls") or []:
+                function = call.get("function") or {}
+                calls[str(call.get("id"))] = (str(function.get("name")), _arguments(function))
+            continue
+        content = message.get("content")
+        for block in content if isinstance(content, list) else []:
+            if block.get("type") == "tool_use":
+                calls[str(block.get("id"))] = (str(block.get("name")), block.get("input"))
+    return calls
+
+
+def _arguments(function: Mapping[str, Any]) -> Any:
+    raw = function.get("arguments")
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _payloads(
+    index: int, message: Message, shape: str, calls: Mapping[str, tuple[str, Any]]
+) -> list[Payload]:
+    content = message.get("content")
+    if shape == "openai":
+        if message.get("role") not in ("tool", "function"):
+            return []
+        call = calls.get(str(message.get("tool_call_id")))
+        return _texts((index,), content, call)
+    found: list[Payload] = []
+    for block_index, block in enumerate(content if isinstance(content, list) else []):
+        if block.get("type") == "tool_result":
+            call = calls.get(str(block.get("tool_use_id")))
+            found += _texts((index, block_index), block.get("content"), call)
+    return found
+
+
+def _texts(where: Location, content: Any, call: tuple[str, Any] | None) -> list[Payload]:
+    tool, tool_input = call if call else (None, None)
+    hints, ranged = _hints(tool_input)
+    if isinstance(content, str):
+        return [Payload((*where, -1), content, hints, tool, ranged)]
+    found = []
+    for inner, block in enumerate(content if isinstance(content, list) else []):
+        if isinstance(block, Mapping) and block.get("type") == "text":
+            text = block.get("text")
+            if isinstance(text, str):
+                found.append(Payload((*where, inner), text, hints, tool, ranged))
+    return found
+
+
+def _hints(tool_input: Any) -> tuple[Hints, bool]:
+    if not isinstance(tool_input, Mapping):
+        return Hints(), False
+    command = tool_input.get("command") or tool_input.get("cmd")
+    path = next((tool_input[k] for k in _PATH_KEYS if isinstance(tool_input.get(k), str)), None)
+    ranged = any(tool_input.get(k) not in (None, "", 0) for k in _RANGE_KEYS)
+    if isinstance(command, list):
+        command = " ".join(str(part) for part in command)
+    return Hints(command=command if isinstance(command, str) else None, path=path), ranged
+
+
+def _query(messages: Sequence[Message]) -> str:
+    """The latest user text that is not a tool result or an injected system reminder."""
+    for message in reversed(messages):
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        texts = (
+            [content]
+            if isinstance(content, str)
+            else [block.get("text", "") for block in content or [] if block.get("type") == "text"]
+        )
+        question = " ".join(_REMINDER.sub("", str(text)).strip() for text in texts).strip()
+        if question:
+            return question
+    return ""
+
+
+def _set(message: Any, path: Location, text: str) -> None:
+    """Replace the text at path (block indices below the message) in a copied message."""
+    if path[-1] == -1:
+        if len(path) == 1:
+            message["content"] = text
+        else:
+            message["content"][path[0]]["content"] = text
+        return
+    container = message["content"]
+    if len(path) == 2:
+        container = container[path[0]]["content"]
+    container[path[-1]]["text"] = text

@@ -1,0 +1,123 @@
+"""One payload's way through the core: route -> compressor -> store -> markers.
+
+`compress_payload` is the only caller of compressors. It applies the rules that hold for
+every kind: small payloads and files likely to be edited stay whole, a compressor's
+failure returns the original (fail open) and is recorded, output is never larger than its
+input, and the whole original goes to the store with its key named in a header line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from headroom import markers, numbered, tokens
+from headroom.compressors import Compressed, Context, get
+from headroom.config import Settings
+from headroom.router import Hints, Route, route
+from headroom.store.base import Store
+
+
+@dataclass(frozen=True)
+class Transform:
+    """What happened to one payload: which compressor, tokens in and out, or why not."""
+
+    location: tuple[int, ...]
+    kind: str
+    language: str | None = None
+    keys: tuple[str, ...] = ()
+    """Store keys the output names; the first is the whole original's."""
+    skipped: str | None = None
+    """Why the payload was left alone; None when it was compressed."""
+    error: str | None = None
+    """A compressor failure that was caught (the original was kept)."""
+    model: str | None = None
+    original: str = field(default="", repr=False)
+    output: str = field(default="", repr=False)
+
+    @cached_property
+    def tokens_in(self) -> int:
+        return tokens.count(self.original, self.model)
+
+    @cached_property
+    def tokens_out(self) -> int:
+        return tokens.count(self.output, self.model)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One payload and what is known about it."""
+
+    text: str
+    hints: Hints = field(default_factory=Hints)
+    query: str = ""
+    location: tuple[int, ...] = ()
+    ranged_read: bool = False
+    kind: str | None = None
+    """A kind the caller insists on (the router still finds a language for code)."""
+
+
+def compress_payload(
+    request: Request, store: Store, settings: Settings, model: str | None = None
+) -> Transform:
+    """Compress one payload; the result's `output` is what to send instead of its text."""
+    text = request.text
+
+    def leave(
+        kind: str, reason: str, chosen: Route | None = None, error: str | None = None
+    ) -> Transform:
+        language = chosen.language if chosen else None
+        return Transform(request.location, kind, language, (), reason, error, model, text, text)
+
+    if not tokens.at_least(text, settings.min_tokens, model):
+        return leave("unknown", f"under min_tokens ({settings.min_tokens})")
+    if markers.header_key(text):
+        return leave("unknown", "already compressed")
+    read = numbered.split(text)
+    body = read.body if read else text
+    chosen = route(body, request.hints)
+    if request.kind and request.kind != chosen.kind:
+        chosen = Route(request.kind, chosen.language)
+    if read and request.ranged_read:
+        return leave(chosen.kind, "read of an explicit line range", chosen)
+    if (
+        read
+        and chosen.kind == "code"
+        and not tokens.at_least(body, settings.read_whole_below_tokens, model)
+    ):
+        return leave(
+            chosen.kind, f"source file under {settings.read_whole_below_tokens} tokens", chosen
+        )
+    compressor = get(chosen.kind)
+    if compressor is None:
+        return leave(chosen.kind, "no compressor for this kind", chosen)
+    context = Context(query=request.query, language=chosen.language, stash=store.put)
+    try:
+        result = compressor.compress(body, context)
+    except Exception as exc:  # fail open: the original goes through, the failure is recorded
+        return leave(chosen.kind, "compressor failed", chosen, f"{type(exc).__name__}: {exc}")
+    if result is None:
+        return leave(chosen.kind, "compressor found nothing to drop", chosen)
+    rendered = _render(result, read)
+    if rendered is None or len(rendered) >= len(text):
+        return leave(chosen.kind, "output would not be smaller", chosen)
+    key = store.put(text)
+    output = markers.header(key, chosen.kind, text.count("\n") + 1) + "\n" + rendered
+    # Characters are a cheap proxy; count tokens only when the gain is small enough to doubt.
+    close = len(output) * 10 > len(text) * 7
+    if len(output) >= len(text) or (
+        close and tokens.count(output, model) >= tokens.count(text, model)
+    ):
+        return leave(chosen.kind, "output would not be smaller", chosen)
+    keys = (key, *(k for k in markers.keys_in(rendered) if k != key))
+    return Transform(
+        request.location, chosen.kind, chosen.language, keys, None, None, model, text, output
+    )
+
+
+def _render(result: Compressed, read: numbered.NumberedRead | None) -> str | None:
+    if read is None:
+        return result.text
+    if result.origin is None:
+        return result.text + read.rest
+    return numbered.join(read, result.lines, result.origin)

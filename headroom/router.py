@@ -1,0 +1,167 @@
+"""Classify a payload: log, json, code (with language), search, diff, html, prose or unknown.
+
+The decision reads a bounded sample of the text (head, middle and tail), so its cost does
+not grow with the payload, plus hints when the caller has them: the command line that
+produced a tool result, or the path of a file that was read. Misrouting is safe by
+construction: a compressor that does not recognise its input hands it back untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+SAMPLE_HEAD = 8192
+SAMPLE_SPAN = 2048
+
+_EXTENSIONS = {
+    ".py": ("code", "py"), ".pyi": ("code", "py"),
+    ".js": ("code", "js"), ".mjs": ("code", "js"), ".cjs": ("code", "js"), ".jsx": ("code", "js"),
+    ".ts": ("code", "ts"), ".mts": ("code", "ts"), ".cts": ("code", "ts"), ".tsx": ("code", "tsx"),
+    ".go": ("code", "go"), ".rs": ("code", "rs"), ".java": ("code", "java"),
+    ".c": ("code", "c"), ".h": ("code", "c"),
+    ".cc": ("code", "cpp"), ".cpp": ("code", "cpp"), ".cxx": ("code", "cpp"),
+    ".hpp": ("code", "cpp"), ".hh": ("code", "cpp"), ".hxx": ("code", "cpp"),
+    ".json": ("json", None), ".jsonl": ("json", None), ".ndjson": ("json", None),
+    ".traj": ("json", None), ".ipynb": ("json", None),
+    ".html": ("html", None), ".htm": ("html", None), ".xhtml": ("html", None),
+    ".md": ("prose", None), ".markdown": ("prose", None), ".rst": ("prose", None),
+    ".txt": ("prose", None), ".adoc": ("prose", None),
+    ".log": ("log", None), ".out": ("log", None),
+    ".diff": ("diff", None), ".patch": ("diff", None),
+}  # fmt: skip
+
+_COMMANDS = (
+    (re.compile(r"\bgit\s+(?:-\S+\s+)*(?:diff|show|log\s[^|]*-p|format-patch)\b"), "diff"),
+    (re.compile(r"(?:^|[\s|;&(])(?:grep|egrep|rg|ag|ack|git\s+grep)\s"), "search"),
+    (re.compile(r"\bcurl\b|\bhttpie?\b|\bwget\b.*-O\s*-"), ""),
+)
+
+_DIFF = re.compile(r"^(?:diff --git |--- a/|\+\+\+ b/|@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@)", re.M)
+# A path ends in a letter (timestamps such as 2022-05-30T09:10:31 end in digits).
+_SEARCH_LINE = re.compile(r"^(?:[^\s:]{0,300}[A-Za-z_)][:-]\d+[:-]|\d+[:-](?!\d))")
+_HTML_START = re.compile(r"^\s*(?:<!--.*?-->\s*)*<(?:!doctype html|html)\b", re.I | re.S)
+_JSON_START = re.compile(
+    r'^\s*(?:\{\s*(?:"|\})|\[\s*(?:[{\["\]]|-?\d[\d.eE+-]*\s*[,\]]|true|false|null))'
+)
+_TIMESTAMP = re.compile(
+    r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d|\d\d:\d\d:\d\d|\b(?:INFO|WARN(?:ING)?|ERROR|DEBUG|TRACE|FATAL)\b"
+)
+_LANGUAGE_SIGNS = {
+    "py": re.compile(r"^\s*(?:def \w+\(|class \w+[(:]|from [\w.]+ import |import \w+$|@\w+)", re.M),
+    "go": re.compile(r"^(?:package \w+$|func (?:\(\w+ \*?\w+\) )?\w+\()", re.M),
+    "rs": re.compile(r"^\s*(?:pub(?:\(crate\))? )?(?:fn |impl\b|use [\w:]+|mod \w+|struct \w+)", re.M),
+    "java": re.compile(r"^\s*(?:package [\w.]+;|import [\w.]+;|public (?:final )?class )", re.M),
+    "ts": re.compile(r"^\s*(?:export )?(?:interface |type \w+ = |enum \w+ \{)|: (?:string|number)\b", re.M),
+    "js": re.compile(
+        r"^\s*(?:(?:const|let|var) \w+ = |function \w*\(|export (?:default )?|import .* from )"
+        r"|\w+: function\s*\(|\bthis\.\w+ = ",
+        re.M,
+    ),
+    "cpp": re.compile(r"^\s*(?:template\s*<|namespace \w+|class \w+\s*[:{]|#include <\w+>$)|std::", re.M),
+    "c": re.compile(r"^\s*(?:#include [<\"]|#define \w+|static \w+|typedef )", re.M),
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Hints:
+    """What the caller knows about where a payload came from."""
+
+    command: str | None = None
+    """The shell command that produced it (a Bash tool call's input)."""
+    path: str | None = None
+    """The file it was read from (a Read tool call's input)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A routing decision: the kind and, for code, the language."""
+
+    kind: str
+    language: str | None = None
+
+
+def sample(text: str) -> str:
+    """The bounded part of text that classification reads."""
+    if len(text) <= SAMPLE_HEAD + 2 * SAMPLE_SPAN:
+        return text
+    middle = len(text) // 2
+    return "\n".join((text[:SAMPLE_HEAD], text[middle : middle + SAMPLE_SPAN], text[-SAMPLE_SPAN:]))
+
+
+def route(text: str, hints: Hints | None = None) -> Route:
+    """Classify a payload from a sample of it and the hints."""
+    hints = hints or Hints()
+    head = sample(text)
+    if hints.path:
+        by_path = _EXTENSIONS.get(PurePosixPath(hints.path).suffix.lower())
+        if by_path:
+            kind, language = by_path
+            if kind == "code" and language == "c" and _LANGUAGE_SIGNS["cpp"].search(head):
+                language = "cpp"
+            return Route(kind, language)
+    if hints.command:
+        for pattern, kind in _COMMANDS:
+            if pattern.search(hints.command) and kind:
+                return Route(kind)
+    return classify(head)
+
+
+def classify(head: str) -> Route:
+    """Classify from content alone."""
+    if not head.strip():
+        return Route("unknown")
+    if _JSON_START.match(head):
+        return Route("json")
+    if _HTML_START.match(head[:4096]):
+        return Route("html")
+    if len(_DIFF.findall(head)) >= 2:
+        return Route("diff")
+    lines = [line for line in head.split("\n") if line.strip()]
+    if sum(1 for line in lines if _SEARCH_LINE.match(line)) >= 0.6 * len(lines):
+        return Route("search")
+    language = _language(head, len(lines))
+    if language:
+        return Route("code", language)
+    if sum(1 for line in lines if line.lstrip().startswith("<")) >= 0.3 * len(lines):
+        return Route("html")
+    if sum(1 for line in lines if _TIMESTAMP.search(line)) >= 0.3 * len(lines):
+        return Route("log")
+    if _looks_like_prose(lines):
+        return Route("prose")
+    return Route("log")
+
+
+def _language(head: str, line_count: int) -> str | None:
+    scores = {name: len(sign.findall(head)) for name, sign in _LANGUAGE_SIGNS.items()}
+    best = max(scores, key=lambda name: scores[name])
+    if scores[best] < 3 or (scores[best] * 12 < line_count and not _code_shaped(head)):
+        return None
+    if best == "c" and scores["cpp"] >= 2:
+        return "cpp"
+    if best == "js" and scores["ts"] * 4 >= scores["js"]:
+        return "ts"
+    return best
+
+
+_CODE_LINE = re.compile(r"[{};:)(,]\s*$|^\s*(?://|/\*|\*|#|\}|@)")
+
+
+def _code_shaped(head: str) -> bool:
+    lines = [line for line in head.split("\n") if line.strip()]
+    return sum(1 for line in lines if _CODE_LINE.search(line)) >= 0.5 * len(lines)
+
+
+_WORD = re.compile(r"^[A-Za-z][a-z]*[,.;:]?$")
+
+
+def _looks_like_prose(lines: list[str]) -> bool:
+    """Mostly plain words and almost no digits (logs and data are full of numbers)."""
+    tokens = [token for line in lines for token in line.split()]
+    if len(tokens) < 40:
+        return False
+    chars = sum(len(line) for line in lines)
+    digits = sum(ch.isdigit() for line in lines for ch in line)
+    words = sum(1 for token in tokens if _WORD.match(token))
+    return words >= 0.5 * len(tokens) and digits < 0.02 * chars

@@ -1,0 +1,218 @@
+"""The in-memory store: originals in a dict, for tests, one-shot library calls and a single
+process that does not need them to outlive it.
+
+It follows the same rules as the SQLite store (see `base`): zstd-compressed originals under
+content keys, expiry `ttl` seconds after last use, least-recently-used eviction above
+`max_bytes`, tombstones for what expired. One lock guards the state, so threads may share a
+store; compression runs outside the lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from headroom.errors import ExpiredKeyError
+from headroom.store.base import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_TTL,
+    TOMBSTONE_TTL,
+    Clock,
+    StoreStats,
+    check_limits,
+    closed_error,
+    derive_key,
+    digest_of,
+    encode,
+    is_intact,
+    pack,
+    unpack,
+)
+
+LOCATION = "memory://"
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One key's state: held while `body` is set, a tombstone once `expired_at` is."""
+
+    digest: str
+    body: bytes | None
+    original_bytes: int
+    last_used: float
+    expired_at: float | None = None
+
+
+class MemoryStore:
+    """A `Store` that lives in this process's memory."""
+
+    def __init__(
+        self,
+        *,
+        ttl: float = DEFAULT_TTL,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        clock: Clock = time.time,
+    ) -> None:
+        check_limits(ttl, max_bytes)
+        self.ttl = ttl
+        self.max_bytes = max_bytes
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry] = {}
+        self._held: OrderedDict[str, None] = OrderedDict()  # least recently used first
+        self._stored_bytes = 0
+        self._original_bytes = 0
+        self._closed = False
+
+    def put(self, text: str) -> str:
+        data = encode(text)
+        digest = digest_of(data)
+        with self._lock:
+            key = self._refresh(digest, self._clock())
+        if key is not None:
+            return key
+        body = pack(data)
+        with self._lock:
+            now = self._clock()
+            key = self._refresh(digest, now)
+            if key is None:
+                key = self._insert(digest, body, len(data), now)
+        return key
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            self._check_open()
+            now = self._clock()
+            self._sweep(now)
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if entry.body is None:
+                raise ExpiredKeyError(key)
+            entry.last_used = now
+            self._held.move_to_end(key)
+            body = entry.body
+        return unpack(body, key, LOCATION)
+
+    def touch(self, keys: Iterable[str]) -> None:
+        with self._lock:
+            self._check_open()
+            now = self._clock()
+            self._sweep(now)
+            for key in keys:
+                if key in self._held:
+                    self._entries[key].last_used = now
+                    self._held.move_to_end(key)
+
+    def stats(self) -> StoreStats:
+        with self._lock:
+            self._check_open()
+            self._sweep(self._clock())
+            oldest = next(iter(self._held), None)
+            return StoreStats(
+                keys=len(self._held),
+                expired=len(self._entries) - len(self._held),
+                original_bytes=self._original_bytes,
+                stored_bytes=self._stored_bytes,
+                location=LOCATION,
+                oldest_use=None if oldest is None else self._entries[oldest].last_used,
+            )
+
+    def purge(self, everything: bool = False) -> int:
+        with self._lock:
+            self._check_open()
+            if everything:
+                removed = len(self._entries)
+                self._clear()
+                return removed
+            now = self._clock()
+            removed = self._sweep(now)
+            cutoff = now - TOMBSTONE_TTL
+            for key, entry in list(self._entries.items()):
+                if entry.expired_at is not None and entry.expired_at < cutoff:
+                    del self._entries[key]
+                    removed += 1
+            return removed
+
+    def verify(self) -> list[str]:
+        with self._lock:
+            self._check_open()
+            held = [(key, entry.digest, entry.body) for key, entry in self._entries.items()]
+        return [
+            key
+            for key, digest, body in held
+            if body is not None and not is_intact(key, digest, body, LOCATION)
+        ]
+
+    def close(self) -> None:
+        with self._lock:
+            self._clear()
+            self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise closed_error(LOCATION)
+
+    def _digest_at(self, key: str) -> str | None:
+        entry = self._entries.get(key)
+        return None if entry is None else entry.digest
+
+    def _refresh(self, digest: str, now: float) -> str | None:
+        """The key of `digest` if it is held (its last use refreshed), else None."""
+        self._check_open()
+        self._sweep(now)
+        key = derive_key(digest, self._digest_at)
+        if key not in self._held:
+            return None
+        self._entries[key].last_used = now
+        self._held.move_to_end(key)
+        return key
+
+    def _insert(self, digest: str, body: bytes, size: int, now: float) -> str:
+        """Holds `body` under the key of `digest` (reviving a tombstone), then evicts."""
+        key = derive_key(digest, self._digest_at)
+        self._entries[key] = _Entry(digest=digest, body=body, original_bytes=size, last_used=now)
+        self._held[key] = None
+        self._stored_bytes += len(body)
+        self._original_bytes += size
+        self._evict(now)
+        return key
+
+    def _sweep(self, now: float) -> int:
+        """Tombstones every held original whose ttl has run out; returns how many."""
+        swept = 0
+        while self._held:
+            key = next(iter(self._held))
+            entry = self._entries[key]
+            if entry.last_used > now - self.ttl:
+                break
+            self._bury(key, entry.last_used + self.ttl)
+            swept += 1
+        return swept
+
+    def _evict(self, now: float) -> None:
+        """Tombstones the least recently used originals until the cap holds.
+
+        The most recently used original is kept even if it alone exceeds the cap: an output
+        naming it is about to be forwarded.
+        """
+        while self._stored_bytes > self.max_bytes and len(self._held) > 1:
+            self._bury(next(iter(self._held)), now)
+
+    def _bury(self, key: str, when: float) -> None:
+        entry = self._entries[key]
+        assert entry.body is not None, "only a held original can be buried"
+        self._stored_bytes -= len(entry.body)
+        self._original_bytes -= entry.original_bytes
+        entry.body = None
+        entry.expired_at = when
+        del self._held[key]
+
+    def _clear(self) -> None:
+        self._entries.clear()
+        self._held.clear()
+        self._stored_bytes = 0
+        self._original_bytes = 0
