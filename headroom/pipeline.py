@@ -72,6 +72,8 @@ def compress_payload(
     if not tokens.at_least(text, settings.min_tokens, model):
         return leave("unknown", f"under min_tokens ({settings.min_tokens})")
     if markers.header_key(text):
+        # Forwarding an output that names keys is a use of them: keep them alive.
+        store.touch(markers.keys_in(text))
         return leave("unknown", "already compressed")
     read = numbered.split(text)
     body = read.body if read else text

@@ -14,6 +14,7 @@ from headroom.config import Settings
 from headroom.pipeline import Request, compress_payload
 from headroom.router import Hints
 from headroom.store import open_store
+from headroom.store.memory import MemoryStore
 
 SETTINGS = Settings(min_tokens=20)
 STORE = open_store("memory://")
@@ -94,3 +95,40 @@ def test_any_text_through_any_compressor_obeys_the_rules(text: str, kind: str | 
         assert first.tokens_out < first.tokens_in
     else:
         assert first.output == text
+
+
+def test_forwarding_a_compressed_output_refreshes_its_keys() -> None:
+    now = [1_000_000.0]
+    store = MemoryStore(ttl=100, clock=lambda: now[0])
+    text = "\n".join(f"INFO worker {i} finished job {i * 7}" for i in range(400))
+    first = compress_payload(Request(text), store, SETTINGS)
+    assert first.skipped is None
+    now[0] += 90
+    again = compress_payload(Request(first.output), store, SETTINGS)
+    assert again.skipped == "already compressed"
+    now[0] += 90  # 180 s after the put, but only 90 s after the forward
+    assert store.get(first.keys[0]) == text
+
+
+def test_json_nested_ten_thousand_deep_passes_through() -> None:
+    text = "[" * 10_000 + "]" * 10_000
+    transform = compress_payload(Request(text), STORE, SETTINGS)
+    assert transform.error is None
+    assert transform.output == text or STORE.get(transform.keys[0]) == text
+
+
+def test_a_fifty_megabyte_log_is_compressed_and_round_trips() -> None:
+    block = "".join(f"INFO request {i} served in {i % 97} ms\n" for i in range(1000))
+    text = block * 1600 + "ERROR disk /dev/sda1 full\n"
+    assert len(text) > 50_000_000
+    transform = compress_payload(Request(text), STORE, SETTINGS)
+    assert transform.skipped is None
+    assert "ERROR disk /dev/sda1 full" in transform.output
+    assert STORE.get(transform.keys[0]) == text
+
+
+def test_empty_and_nul_payloads_pass_through() -> None:
+    for text in ("", "\x00" * 5000):
+        transform = compress_payload(Request(text), STORE, SETTINGS)
+        assert transform.error is None
+        assert transform.output == text or STORE.get(transform.keys[0]) == text

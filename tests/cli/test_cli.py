@@ -95,3 +95,25 @@ def test_bench_prints_a_table_per_kind(headroom_home: Path, tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     assert "| all kinds | 2 |" in done.stdout
     assert "`import headroom`" in done.stdout
+
+
+def test_non_utf8_bytes_round_trip_through_compress_and_retrieve(
+    headroom_home: Path, tmp_path: Path
+) -> None:
+    lines = [b"INFO worker %d done \xff\xfe job" % i for i in range(500)]
+    data = b"\n".join([*lines, b"ERROR job 7 crashed \x00 here"]) + b"\n"
+    source = tmp_path / "binary.log"
+    source.write_bytes(data)
+    env = {**os.environ, "HEADROOM_HOME": str(headroom_home)}
+    done = subprocess.run(
+        [sys.executable, "-m", "headroom.cli", "compress", str(source)],
+        capture_output=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert b"ERROR job 7 crashed \x00 here" in done.stdout
+    key = done.stderr.decode().rsplit("key ", 1)[1].strip().rstrip(")")
+    back = subprocess.run(
+        [sys.executable, "-m", "headroom.cli", "retrieve", key],
+        capture_output=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert back.stdout == data
