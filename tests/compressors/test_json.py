@@ -15,24 +15,10 @@ from hypothesis import strategies as st
 from headroom import markers
 from headroom.compressors.base import Compressed, Context
 from headroom.compressors.json import JsonCompressor
+from tests.compressors.support import Stash
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 COMPRESSOR = JsonCompressor()
-
-
-class Stash:
-    """A dict-backed `Context.stash`, so tests can read back what was elided."""
-
-    def __init__(self) -> None:
-        self.parts: dict[str, str] = {}
-
-    def __call__(self, text: str) -> str:
-        for key, part in self.parts.items():
-            if part == text:
-                return key
-        key = f"{len(self.parts):016x}"
-        self.parts[key] = text
-        return key
 
 
 def compress(text: str, query: str = "") -> tuple[Compressed, Stash]:

@@ -17,23 +17,12 @@ from hypothesis import strategies as st
 from headroom import markers
 from headroom.compressors.base import Compressed, Context
 from headroom.compressors.search import SearchCompressor
+from tests.compressors.support import Stash
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 COMPRESSOR = SearchCompressor()
 PATH_LINE = re.compile(r"^([^:]+):\d+:")
-
-
-class Stash:
-    """A dict-backed `Context.stash`, so tests can read back what was elided."""
-
-    def __init__(self) -> None:
-        self.parts: dict[str, str] = {}
-
-    def __call__(self, text: str) -> str:
-        key = f"{len(self.parts):016x}"
-        self.parts[key] = text
-        return key
 
 
 def run(*command: str) -> str:
