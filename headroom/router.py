@@ -113,7 +113,7 @@ def classify(head: str) -> Route:
     if not head.strip():
         return Route("unknown")
     if _JSON_START.match(head):
-        return Route("json")
+        return Route("log" if _captured_output_stream(head) else "json")
     if _HTML_START.match(head[:4096]):
         return Route("html")
     if len(_DIFF.findall(head)) >= 2:
@@ -131,6 +131,15 @@ def classify(head: str) -> Route:
     if _looks_like_prose(lines):
         return Route("prose")
     return Route("log")
+
+
+def _captured_output_stream(head: str) -> bool:
+    """JSON Lines whose records carry lines of program output (`go test -json`, Docker's
+    json-file logs): a log in JSON clothing, best compressed line by line."""
+    lines = head.split("\n")[:-1]
+    if len(lines) < 5 or not all(line.startswith("{") for line in lines[:5]):
+        return False
+    return sum(1 for line in lines if '\\n"' in line) >= 0.4 * len(lines)
 
 
 def _language(head: str, line_count: int) -> str | None:

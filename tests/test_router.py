@@ -90,3 +90,17 @@ def test_empty_or_blank_input_is_unknown_or_safe(text: str) -> None:
 def test_the_sample_is_bounded() -> None:
     big = "x" * 10_000_000
     assert len(sample(big)) < 20_000
+
+
+def test_json_lines_of_captured_program_output_are_a_log() -> None:
+    events = [
+        {"Time": f"2024-01-01T00:00:{i:02d}Z", "Action": "output", "Package": "example.com/pkg",
+         "Output": f"=== RUN   TestCase{i}\n"}
+        for i in range(30)
+    ]  # fmt: skip
+    assert route("\n".join(json.dumps(e) for e in events) + "\n") == Route("log")
+
+
+def test_json_lines_of_records_stay_json() -> None:
+    records = [{"id": i, "type": "PushEvent", "actor": {"login": f"user{i}"}} for i in range(30)]
+    assert route("\n".join(json.dumps(r) for r in records) + "\n") == Route("json")
