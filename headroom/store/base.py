@@ -79,8 +79,17 @@ class Store(Protocol):
         """Counts and sizes of what the store holds."""
         ...
 
+    def remember(self, name: str, value: str) -> None:
+        """Keeps a small named note (a decision the conversation layer must replay);
+        notes live `ttl` seconds from their last use, like originals."""
+        ...
+
+    def recall(self, name: str) -> str | None:
+        """The note kept under `name`, or None when there is none (or it expired)."""
+        ...
+
     def purge(self, everything: bool = False) -> int:
-        """Drops expired originals and old tombstones (or every entry); returns how many."""
+        """Drops expired originals, notes and old tombstones (or every entry); returns how many."""
         ...
 
     def verify(self) -> list[str]:

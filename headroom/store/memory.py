@@ -65,6 +65,7 @@ class MemoryStore:
         self._held: OrderedDict[str, None] = OrderedDict()  # least recently used first
         self._stored_bytes = 0
         self._original_bytes = 0
+        self._notes: dict[str, tuple[str, float]] = {}
         self._closed = False
 
     def put(self, text: str) -> str:
@@ -121,15 +122,33 @@ class MemoryStore:
                 oldest_use=None if oldest is None else self._entries[oldest].last_used,
             )
 
+    def remember(self, name: str, value: str) -> None:
+        with self._lock:
+            self._check_open()
+            self._notes[name] = (value, self._clock())
+
+    def recall(self, name: str) -> str | None:
+        with self._lock:
+            self._check_open()
+            now = self._clock()
+            note = self._notes.get(name)
+            if note is None or note[1] <= now - self.ttl:
+                return None
+            self._notes[name] = (note[0], now)
+            return note[0]
+
     def purge(self, everything: bool = False) -> int:
         with self._lock:
             self._check_open()
             if everything:
-                removed = len(self._entries)
+                removed = len(self._entries) + len(self._notes)
                 self._clear()
                 return removed
             now = self._clock()
-            removed = self._sweep(now)
+            stale = [name for name, (_, used) in self._notes.items() if used <= now - self.ttl]
+            for name in stale:
+                del self._notes[name]
+            removed = len(stale) + self._sweep(now)
             cutoff = now - TOMBSTONE_TTL
             for key, entry in list(self._entries.items()):
                 if entry.expired_at is not None and entry.expired_at < cutoff:
@@ -213,6 +232,7 @@ class MemoryStore:
 
     def _clear(self) -> None:
         self._entries.clear()
+        self._notes.clear()
         self._held.clear()
         self._stored_bytes = 0
         self._original_bytes = 0

@@ -94,6 +94,14 @@ def m002_usage(conn: sqlite3.Connection) -> None:
         )
 
 
+@migration
+def m003_notes(conn: sqlite3.Connection) -> None:
+    """Named notes: small values the conversation layer keeps, expiring like originals."""
+    conn.execute(
+        "CREATE TABLE notes (name TEXT PRIMARY KEY, value BLOB NOT NULL, last_used REAL NOT NULL)"
+    )
+
+
 def _usage_change(rows: tuple[str, ...]) -> str:
     """The SET clause that adds (+NEW) or subtracts (-OLD) a row's sizes while it is held."""
     clauses = []
@@ -201,6 +209,25 @@ class SQLiteStore:
                     (now, now - self.ttl, *chunk),
                 )
 
+    def remember(self, name: str, value: str) -> None:
+        with self._transaction("keep a note") as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO notes VALUES (?, ?, ?)",
+                (name, encode(value), self._clock()),
+            )
+
+    def recall(self, name: str) -> str | None:
+        with self._transaction("read a note") as conn:
+            now = self._clock()
+            row = conn.execute(
+                "SELECT value, last_used FROM notes WHERE name = ?", (name,)
+            ).fetchone()
+            if row is None or row[1] <= now - self.ttl:
+                return None
+            conn.execute("UPDATE notes SET last_used = ? WHERE name = ?", (now, name))
+        value: bytes = row[0]
+        return value.decode("utf-8", "surrogatepass")
+
     def stats(self) -> StoreStats:
         with self._transaction("read the stats") as conn:
             self._sweep(conn, self._clock())
@@ -226,9 +253,13 @@ class SQLiteStore:
         with self._transaction("purge expired originals") as conn:
             if everything:
                 removed: int = conn.execute("DELETE FROM originals").rowcount
+                removed += conn.execute("DELETE FROM notes").rowcount
             else:
                 now = self._clock()
-                removed = self._sweep(conn, now)
+                removed = conn.execute(
+                    "DELETE FROM notes WHERE last_used <= ?", (now - self.ttl,)
+                ).rowcount
+                removed += self._sweep(conn, now)
                 removed += conn.execute(
                     "DELETE FROM originals WHERE expired_at < ?", (now - TOMBSTONE_TTL,)
                 ).rowcount

@@ -268,3 +268,27 @@ texts = st.text(st.one_of(st.characters(), st.characters(categories=["Cs"])))
 @given(text=texts)
 def test_get_of_put_is_the_identity(store: Store, text: str) -> None:
     assert store.get(store.put(text)) == text
+
+
+def test_a_note_is_recalled_as_it_was_remembered(store: Store) -> None:
+    assert store.recall("decision:abc") is None
+    store.remember("decision:abc", "compressed \x00 output \ud800")
+    assert store.recall("decision:abc") == "compressed \x00 output \ud800"
+    store.remember("decision:abc", "replaced")
+    assert store.recall("decision:abc") == "replaced"
+
+
+def test_a_note_expires_ttl_after_its_last_use(store: Store, advance: Advance) -> None:
+    store.remember("n", "v")
+    advance(DEFAULT_TTL - 10)
+    assert store.recall("n") == "v"
+    advance(DEFAULT_TTL - 10)
+    assert store.recall("n") == "v"
+    advance(DEFAULT_TTL + 1)
+    assert store.recall("n") is None
+
+
+def test_purge_everything_drops_notes_too(store: Store) -> None:
+    store.remember("n", "v")
+    assert store.purge(everything=True) >= 1
+    assert store.recall("n") is None

@@ -59,7 +59,11 @@ def test_the_file_runs_in_wal_mode(store: SQLiteStore, path: Path) -> None:
 def test_every_migration_is_recorded_in_order(store: SQLiteStore, path: Path) -> None:
     with raw(path) as conn:
         names = [row[0] for row in conn.execute("SELECT name FROM _migrations ORDER BY rowid")]
-        assert names == [name for name, _ in MIGRATIONS] == ["m001_originals", "m002_usage"]
+        assert (
+            names
+            == [name for name, _ in MIGRATIONS]
+            == ["m001_originals", "m002_usage", "m003_notes"]
+        )
         assert migrate(conn, 0.0) == []
 
 
