@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from headroom import messages as conversation
 from headroom import tokens
 from headroom.config import Settings
+from headroom.conversation.live_zone import compress_turn
 from headroom.errors import ConfigError
-from headroom.pipeline import Request, Transform, compress_payload
+from headroom.pipeline import Transform
 from headroom.store import Store, open_store
 
 _stores: dict[str, Store] = {}
@@ -66,20 +66,20 @@ def store_for(settings: Settings) -> Store:
 
 
 def compress(
-    messages: Sequence[Any], model: str | None = None, config: Settings | None = None
+    messages: Sequence[Any],
+    model: str | None = None,
+    config: Settings | None = None,
+    session: str | None = None,
 ) -> CompressResult:
-    """Compress the tool results of a conversation; raises InvalidMessagesError on bad shapes."""
+    """Compress the tool results of a conversation; raises InvalidMessagesError on bad shapes.
+
+    Called every turn with the full history, it returns the same bytes for every payload it
+    compressed (or left alone) before, and compresses only what is new. `session` names the
+    conversation; by default it is derived from the first user message.
+    """
     settings = config or Settings.from_env()
-    found = conversation.read(messages)
-    store = store_for(settings)
-    transforms = [
-        compress_payload(
-            Request(p.text, p.hints, found.query, p.location, p.ranged_read), store, settings, model
-        )
-        for p in found.payloads
-    ]
-    replacements = {t.location: t.output for t in transforms if t.skipped is None}
-    return CompressResult(conversation.write(messages, replacements), transforms, model, messages)
+    turn = compress_turn(messages, store_for(settings), settings, model=model, session=session)
+    return CompressResult(turn.messages, turn.transforms, model, messages)
 
 
 def retrieve(

@@ -15,6 +15,7 @@ from pathlib import Path
 from headroom.errors import ConfigError
 
 DAY = 86_400.0
+MODES = ("cache", "token")
 
 
 def default_home() -> Path:
@@ -26,6 +27,9 @@ def default_home() -> Path:
 class Settings:
     """Every setting headroom has, with its default."""
 
+    mode: str = "cache"
+    """`cache`: compress each payload once and replay it (prefix stays byte-identical);
+    `token`: recompress every turn for maximum savings, whatever the cache cost."""
     min_tokens: int = 200
     """Payloads smaller than this are left alone."""
     read_whole_below_tokens: int = 3000
@@ -36,6 +40,10 @@ class Settings:
     """A stored original lives this long after its last use."""
     max_store_mb: int = 1024
     """The store's size cap; least recently used originals are evicted first."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode {self.mode!r} is not one of: {', '.join(MODES)}")
 
     def store_url(self) -> str:
         """The store URL, with the default SQLite file filled in."""

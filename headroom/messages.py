@@ -12,7 +12,7 @@ import copy
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from headroom.errors import InvalidMessagesError
@@ -26,6 +26,7 @@ a block index of -1 means the message's content is a plain string."""
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 _REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.S)
 _PATH_KEYS = ("file_path", "path", "filePath", "filename", "notebook_path")
+_EDIT_KEYS = ("old_string", "new_string", "edits", "content", "new_str", "file_text")
 _RANGE_KEYS = ("offset", "limit", "start_line", "end_line", "line_range", "view_range")
 
 
@@ -39,6 +40,8 @@ class Payload:
     tool: str | None
     ranged_read: bool
     """The tool call asked for an explicit line range: the agent likely means to edit it."""
+    edited: bool = False
+    """The file read here was edited earlier in the session: the agent is working on it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +62,14 @@ def read(messages: object) -> Conversation:
         _check_message(index, message)
     shape = _shape(messages)
     calls = _tool_calls(messages, shape)
-    payloads = [
-        payload
-        for index, message in enumerate(messages)
-        for payload in _payloads(index, message, shape, calls)
-    ]
+    payloads: list[Payload] = []
+    edited: set[str] = set()
+    for index, message in enumerate(messages):
+        for payload in _payloads(index, message, shape, calls):
+            if payload.hints.path in edited:
+                payload = replace(payload, edited=True)
+            payloads.append(payload)
+        edited |= _edited_paths(message, shape)
     return Conversation(shape=shape, payloads=payloads, query=_query(messages))
 
 
@@ -186,6 +192,30 @@ def _hints(tool_input: Any) -> tuple[Hints, bool]:
     if isinstance(command, list):
         command = " ".join(str(part) for part in command)
     return Hints(command=command if isinstance(command, str) else None, path=path), ranged
+
+
+def _edited_paths(message: Message, shape: str) -> set[str]:
+    """Paths an assistant message's tool calls write to (Edit, Write and their kin)."""
+    if message.get("role") != "assistant":
+        return set()
+    if shape == "openai":
+        inputs = [
+            _arguments(call.get("function") or {}) for call in message.get("tool_calls") or []
+        ]
+    else:
+        content = message.get("content")
+        inputs = [
+            block.get("input")
+            for block in (content if isinstance(content, list) else [])
+            if block.get("type") == "tool_use"
+        ]
+    paths = set()
+    for tool_input in inputs:
+        if isinstance(tool_input, Mapping) and any(key in tool_input for key in _EDIT_KEYS):
+            path = _hints(tool_input)[0].path
+            if path:
+                paths.add(path)
+    return paths
 
 
 def _query(messages: Sequence[Message]) -> str:

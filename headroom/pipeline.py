@@ -53,6 +53,7 @@ class Request:
     query: str = ""
     location: tuple[int, ...] = ()
     ranged_read: bool = False
+    edited: bool = False
     kind: str | None = None
     """A kind the caller insists on (the router still finds a language for code)."""
 
@@ -82,6 +83,8 @@ def compress_payload(
         chosen = Route(request.kind, chosen.language)
     if read and request.ranged_read:
         return leave(chosen.kind, "read of an explicit line range", chosen)
+    if request.edited:
+        return leave(chosen.kind, "read of a file the session edited", chosen)
     if (
         read
         and chosen.kind == "code"

@@ -1,0 +1,127 @@
+"""Compress only what is new, and replay every earlier decision byte for byte.
+
+Agents resend the whole, uncompressed history every turn. A compression decision for a
+payload is taken once, when the payload is first seen, and kept as a note in the store
+(keyed by the session, the payload's place in the conversation and its content), so a
+later turn, a new question or a restarted process forwards the same bytes. Payloads in
+messages the client already sent in an earlier turn are never compressed for the first
+time: that would rewrite what the provider has cached.
+
+In `token` mode every payload is compressed afresh with the current question (maximum
+savings; the cache cost shows in the ledger).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from headroom import messages as conversation
+from headroom.config import Settings
+from headroom.conversation import prefix
+from headroom.pipeline import Request, Transform, compress_payload
+from headroom.store.base import Store
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One turn's forwarded messages and what was done to get them."""
+
+    session: str
+    messages: list[Any]
+    transforms: list[Transform]
+    frozen: int
+    """Leading messages the client had sent in an earlier turn."""
+    busts: list[prefix.BustEvent]
+
+
+def session_id(messages: Sequence[Any], system: Any = None) -> str:
+    """A session named by its system prompt and first user message."""
+    first_user = next((m for m in messages if m.get("role") == "user"), None)
+    return prefix.digest([system, first_user])
+
+
+def compress_turn(
+    messages: Sequence[Any],
+    store: Store,
+    settings: Settings,
+    *,
+    model: str | None = None,
+    session: str | None = None,
+    system: Any = None,
+) -> Turn:
+    """Compress one turn of a session: new payloads once, earlier ones replayed."""
+    found = conversation.read(messages)
+    name = session or session_id(messages, system)
+    client = [prefix.hash_message(m) for m in messages]
+    previous = prefix.load(store, name)
+    frozen = prefix.frozen_count(previous, client)
+    transforms = [
+        _decide(payload, found.query, frozen, name, store, settings, model)
+        for payload in found.payloads
+    ]
+    replacements = {t.location: t.output for t in transforms if t.skipped is None}
+    forwarded = conversation.write(messages, replacements)
+    forwarded_hashes = tuple(prefix.digest(m) for m in forwarded)
+    events = prefix.busts(name, previous, client, forwarded_hashes)
+    prefix.save(store, name, prefix.Record(tuple(client), forwarded_hashes))
+    return Turn(name, forwarded, transforms, frozen, events)
+
+
+def _decide(
+    payload: conversation.Payload,
+    query: str,
+    frozen: int,
+    session: str,
+    store: Store,
+    settings: Settings,
+    model: str | None,
+) -> Transform:
+    request = Request(
+        payload.text, payload.hints, query, payload.location, payload.ranged_read, payload.edited
+    )
+    if settings.mode == "token":
+        return compress_payload(request, store, settings, model)
+    note = _note_name(session, payload)
+    remembered = store.recall(note)
+    if remembered is not None:
+        return _replay(remembered, payload, store, model)
+    if payload.location[0] < frozen:
+        transform = Transform(payload.location, "unknown", skipped="sent in an earlier turn",
+                              model=model, original=payload.text, output=payload.text)  # fmt: skip
+    else:
+        transform = compress_payload(request, store, settings, model)
+    store.remember(note, _encode(transform))
+    return transform
+
+
+def _note_name(session: str, payload: conversation.Payload) -> str:
+    place = json.dumps([session, list(payload.location)])
+    content = hashlib.sha256(payload.text.encode("utf-8", "surrogatepass")).hexdigest()
+    return "decision:" + hashlib.sha256((place + content).encode()).hexdigest()[:32]
+
+
+def _encode(transform: Transform) -> str:
+    compressed = transform.skipped is None
+    return json.dumps(
+        {
+            "kind": transform.kind,
+            "language": transform.language,
+            "keys": list(transform.keys),
+            "skipped": transform.skipped,
+            "error": transform.error,
+            "output": transform.output if compressed else None,
+        },
+        ensure_ascii=False,
+    )
+
+
+def _replay(raw: str, payload: conversation.Payload, store: Store, model: str | None) -> Transform:
+    data = json.loads(raw)
+    store.touch(data["keys"])  # forwarding an output that names keys is a use of them
+    output = payload.text if data["output"] is None else data["output"]
+    return Transform(payload.location, data["kind"], data["language"], tuple(data["keys"]),
+                     data["skipped"], data["error"], model, payload.text, output)  # fmt: skip
