@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import click
 
 from headroom.bench import corpus
+from headroom.bench import sessions as session_bench
 
 
 @click.command()
@@ -18,8 +22,14 @@ from headroom.bench import corpus
     type=click.Path(exists=True, file_okay=False, path_type=Path),
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def bench(corpus_dir: Path, as_json: bool) -> None:
+@click.option(
+    "--sessions", is_flag=True, help="Replay multi-turn sessions and report the cache bill."
+)
+def bench(corpus_dir: Path, as_json: bool, sessions: bool) -> None:
     """Compress every payload of CORPUS_DIR and report savings, needles and speed."""
+    if sessions:
+        _sessions(corpus_dir, as_json)
+        return
 
     def progress(records: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         items = list(records)
@@ -36,3 +46,18 @@ def bench(corpus_dir: Path, as_json: bool) -> None:
         return
     click.echo(corpus.table(rows, import_time))
     click.echo(corpus.extremes(results))
+
+
+def _sessions(corpus_dir: Path, as_json: bool) -> None:
+    def progress(items: list[session_bench.Session]) -> Iterator[session_bench.Session]:
+        with click.progressbar(
+            items, label="replaying", file=click.get_text_stream("stderr")
+        ) as bar:
+            yield from bar
+
+    with tempfile.TemporaryDirectory(prefix="headroom-sessions-") as home:
+        results = session_bench.run(corpus_dir, Path(home), progress)
+    if as_json:
+        click.echo(json.dumps([asdict(r) for r in results], indent=1))
+    else:
+        click.echo(session_bench.table(results))
