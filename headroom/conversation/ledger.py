@@ -1,0 +1,399 @@
+"""The ledger: what headroom saved, per session and in total, in tokens and in dollars.
+
+For every turn it records the tokens the client sent, the tokens headroom forwarded, and how the
+provider billed the forwarded prompt (`prices.Usage`): read from the response's `usage` when the
+caller passes it (Anthropic, OpenAI Chat Completions or Responses), else simulated from the prompt
+the session last forwarded to that model, which the simulation takes to be cached; a recorded
+event (bust or trim) empties that simulated cache. Dollars are exact, at list prices. "Without
+headroom" bills the client's own tokens with the same cache behaviour: each input-side count of
+the turn is scaled by sent / forwarded; output is kept.
+
+It also counts, per kind, how many payloads were compressed and how often the model retrieved
+what was elided (a kind retrieved often is compressed too hard), and the events the conversation
+layer reports: cache busts caused by the client, busts caused by headroom (a bug) and trims.
+
+The ledger is thread-safe, serialises to a JSON-able dict (`to_dict` / `from_dict`) so it can be
+kept in the store, and `render` prints it for `headroom stats`. Sessions are listed by when they
+were first seen (the injected clock), then by id.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import astuple, dataclass, field, fields
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from headroom.conversation import prices
+from headroom.conversation.prices import Usage, price_for
+from headroom.errors import StoreError
+
+EventKind = Literal["cache_bust", "headroom_bust", "trim"]
+EVENT_KINDS: tuple[EventKind, ...] = ("cache_bust", "headroom_bust", "trim")
+VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class KindStats:
+    """Compressions of one kind and how often the model retrieved what they elided."""
+
+    kind: str
+    compressed: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    retrieved: int = 0
+
+    @property
+    def retrieval_rate(self) -> float | None:
+        """Retrievals per compressed payload; None when none was compressed."""
+        return self.retrieved / self.compressed if self.compressed else None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStats:
+    """One session's totals (or every session's, under the id `total`)."""
+
+    session: str
+    first_seen: float
+    turns: int
+    simulated_turns: int
+    """Turns whose usage was simulated because no `usage` was passed in."""
+    sent: int
+    forwarded: int
+    usage: Usage
+    baseline: Usage
+    """What the client's own tokens would have been billed as, without headroom."""
+    cost: Decimal
+    baseline_cost: Decimal
+    unknown_models: tuple[str, ...]
+    """Models missing from the price table, priced as `DEFAULT_MODEL`."""
+    events: dict[str, tuple[int, str]]
+    """Per event kind (every one of `EVENT_KINDS`): how many, and the last one's detail."""
+    kinds: tuple[KindStats, ...]
+
+
+@dataclass(slots=True)
+class _Bucket:
+    usage: Usage = field(default_factory=Usage)
+    baseline: Usage = field(default_factory=Usage)
+    cached_prefix: int = 0
+
+
+@dataclass(slots=True)
+class _Session:
+    first_seen: float
+    turns: int = 0
+    simulated_turns: int = 0
+    sent: int = 0
+    forwarded: int = 0
+    models: dict[str, _Bucket] = field(default_factory=dict)
+    kinds: dict[str, KindStats] = field(default_factory=dict)
+    events: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+
+class Ledger:
+    """Tokens, dollars, retrievals and events, per session; safe to share between threads."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._sessions: dict[str, _Session] = {}
+
+    def _session(self, session: str) -> _Session:
+        if session not in self._sessions:
+            self._sessions[session] = _Session(first_seen=self._clock())
+        return self._sessions[session]
+
+    def record_turn(
+        self,
+        session: str,
+        model: str,
+        *,
+        sent: int,
+        forwarded: int,
+        usage: Mapping[str, Any] | None = None,
+    ) -> Usage:
+        """Records one forwarded request and returns how it was billed (reported or simulated)."""
+        _check_counts(sent=sent, forwarded=forwarded)
+        reported = None if usage is None else prices.parse_usage(usage)
+        with self._lock:
+            state = self._session(session)
+            bucket = state.models.setdefault(model, _Bucket())
+            billed = reported or prices.simulate_usage(model, forwarded, bucket.cached_prefix)
+            bucket.usage += billed
+            bucket.baseline += billed.scaled(sent, forwarded)
+            cacheable = forwarded >= price_for(model).min_cache_tokens
+            bucket.cached_prefix = forwarded if cacheable else 0
+            state.turns += 1
+            state.simulated_turns += reported is None
+            state.sent += sent
+            state.forwarded += forwarded
+        return billed
+
+    def record_compression(self, session: str, kind: str, tokens_in: int, tokens_out: int) -> None:
+        """Records one payload of `kind` compressed from `tokens_in` to `tokens_out` tokens."""
+        _check_counts(tokens_in=tokens_in, tokens_out=tokens_out)
+        with self._lock:
+            self._count_kind(session, KindStats(kind, 1, tokens_in, tokens_out))
+
+    def record_retrieval(self, session: str, kind: str) -> None:
+        """Records that the model retrieved something elided from a payload of `kind`."""
+        with self._lock:
+            self._count_kind(session, KindStats(kind, retrieved=1))
+
+    def _count_kind(self, session: str, stats: KindStats) -> None:
+        kinds = self._session(session).kinds
+        kinds[stats.kind] = _add_kinds(kinds.get(stats.kind, KindStats(stats.kind)), stats)
+
+    def record_event(self, session: str, kind: EventKind, detail: str) -> None:
+        """Records a cache bust (by the client or by headroom) or a trim; empties the simulated cache."""
+        if kind not in EVENT_KINDS:
+            raise ValueError(f"event kind {kind!r} is not one of {', '.join(EVENT_KINDS)}")
+        with self._lock:
+            state = self._session(session)
+            count, _ = state.events.get(kind, (0, ""))
+            state.events[kind] = (count + 1, detail)
+            for bucket in state.models.values():
+                bucket.cached_prefix = 0
+
+    def sessions(self) -> tuple[SessionStats, ...]:
+        """Every session's totals, first seen first (then by id)."""
+        with self._lock:
+            return tuple(_stats(sid, self._sessions[sid]) for sid in self._order())
+
+    def total(self) -> SessionStats:
+        """The totals over every session, under the id `total`."""
+        return _combine(self.sessions())
+
+    def _order(self) -> list[str]:
+        return sorted(self._sessions, key=lambda sid: (self._sessions[sid].first_seen, sid))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole ledger as plain JSON-able data (`from_dict` reads it back)."""
+        with self._lock:
+            return {
+                "version": VERSION,
+                "sessions": {sid: _dump(self._sessions[sid]) for sid in self._order()},
+            }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], clock: Callable[[], float] = time.time) -> Ledger:
+        """A ledger from `to_dict`'s output; raises StoreError when the data is damaged."""
+        ledger = cls(clock)
+        try:
+            if data["version"] != VERSION:
+                raise ValueError(f"version {data['version']!r}, not {VERSION}")
+            for sid, raw in data["sessions"].items():
+                ledger._sessions[sid] = _load(raw)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise StoreError(
+                f"the saved ledger is damaged or from another headroom version ({exc!r}); "
+                "start a new one with Ledger(): its old totals cannot be read"
+            ) from exc
+        return ledger
+
+
+def _check_counts(**counts: int) -> None:
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a non-negative token count, got {value!r}")
+
+
+def _stats(session: str, state: _Session) -> SessionStats:
+    usage, baseline, cost, baseline_cost = Usage(), Usage(), Decimal(0), Decimal(0)
+    for model, bucket in state.models.items():
+        usage, baseline = usage + bucket.usage, baseline + bucket.baseline
+        cost += price_for(model).cost(bucket.usage)
+        baseline_cost += price_for(model).cost(bucket.baseline)
+    return SessionStats(
+        session=session,
+        first_seen=state.first_seen,
+        turns=state.turns,
+        simulated_turns=state.simulated_turns,
+        sent=state.sent,
+        forwarded=state.forwarded,
+        usage=usage,
+        baseline=baseline,
+        cost=cost,
+        baseline_cost=baseline_cost,
+        unknown_models=tuple(sorted(m for m in state.models if not price_for(m).known)),
+        events={kind: state.events.get(kind, (0, "")) for kind in EVENT_KINDS},
+        kinds=tuple(state.kinds[k] for k in sorted(state.kinds)),
+    )
+
+
+def _combine(all_stats: Sequence[SessionStats]) -> SessionStats:
+    kinds: dict[str, KindStats] = {}
+    for kind in (kind for one in all_stats for kind in one.kinds):
+        kinds[kind.kind] = _add_kinds(kinds.get(kind.kind, KindStats(kind.kind)), kind)
+    return SessionStats(
+        session="total",
+        first_seen=min((one.first_seen for one in all_stats), default=0.0),
+        turns=sum(one.turns for one in all_stats),
+        simulated_turns=sum(one.simulated_turns for one in all_stats),
+        sent=sum(one.sent for one in all_stats),
+        forwarded=sum(one.forwarded for one in all_stats),
+        usage=sum((one.usage for one in all_stats), Usage()),
+        baseline=sum((one.baseline for one in all_stats), Usage()),
+        cost=sum((one.cost for one in all_stats), Decimal(0)),
+        baseline_cost=sum((one.baseline_cost for one in all_stats), Decimal(0)),
+        unknown_models=tuple(sorted({m for one in all_stats for m in one.unknown_models})),
+        events={k: (sum(one.events[k][0] for one in all_stats), "") for k in EVENT_KINDS},
+        kinds=tuple(kinds[k] for k in sorted(kinds)),
+    )
+
+
+def _add_kinds(a: KindStats, b: KindStats) -> KindStats:
+    return KindStats(a.kind, *(x + y for x, y in zip(astuple(a)[1:], astuple(b)[1:], strict=True)))
+
+
+def _dump(state: _Session) -> dict[str, Any]:
+    return {
+        "first_seen": state.first_seen,
+        **{name: getattr(state, name) for name in _COUNTS},
+        "models": {
+            model: {
+                "usage": _fields_of(bucket.usage),
+                "baseline": _fields_of(bucket.baseline),
+                "cached_prefix": bucket.cached_prefix,
+            }
+            for model, bucket in sorted(state.models.items())
+        },
+        "kinds": {kind: _fields_of(stats, skip=1) for kind, stats in sorted(state.kinds.items())},
+        "events": {
+            kind: {"count": count, "last": detail}
+            for kind, (count, detail) in sorted(state.events.items())
+        },
+    }
+
+
+def _fields_of(value: Usage | KindStats, skip: int = 0) -> dict[str, int]:
+    return {f.name: getattr(value, f.name) for f in fields(value)[skip:]}
+
+
+_COUNTS = ("turns", "simulated_turns", "sent", "forwarded")
+
+
+def _load(raw: Mapping[str, Any]) -> _Session:
+    first_seen = raw["first_seen"]
+    if isinstance(first_seen, bool) or not isinstance(first_seen, int | float):
+        raise TypeError(f"first_seen {first_seen!r} is not a number")
+    state = _Session(float(first_seen))
+    state.turns, state.simulated_turns, state.sent, state.forwarded = (
+        _count(raw[name]) for name in _COUNTS
+    )
+    for model, bucket in raw["models"].items():
+        state.models[model] = _Bucket(
+            _usage(bucket["usage"]), _usage(bucket["baseline"]), _count(bucket["cached_prefix"])
+        )
+    for kind, stats in raw["kinds"].items():
+        state.kinds[kind] = KindStats(kind, *(_count(stats[f]) for f in _KIND_FIELDS))
+    for kind, event in raw["events"].items():
+        if kind not in EVENT_KINDS or not isinstance(event["last"], str):
+            raise ValueError(f"{kind!r}: {event!r} is not an event ledger entry")
+        state.events[kind] = (_count(event["count"]), event["last"])
+    return state
+
+
+_KIND_FIELDS = tuple(f.name for f in fields(KindStats))[1:]
+
+
+def _usage(raw: Mapping[str, Any]) -> Usage:
+    return Usage(*(_count(raw[f.name]) for f in fields(Usage)))
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError(f"{value!r} is not a count")
+    return value
+
+
+def render(ledger: Ledger) -> str:
+    """The ledger as plain text for `headroom stats`: sessions, a total row, notes, kinds."""
+    sessions = ledger.sessions()
+    if not sessions:
+        return "headroom ledger: no sessions recorded yet\n"
+    total = _combine(sessions)
+    rows = [tuple(name for name, _ in _COLUMNS)]
+    rows += [tuple(cell(one) for _, cell in _COLUMNS) for one in (*sessions, total)]
+    lines = [f"headroom ledger: dollars at list prices checked {prices.CHECKED}", "", *_table(rows)]
+    lines += _notes(sessions, total)
+    if total.kinds:
+        lines += ["", *_table([_KIND_HEADER, *(_kind_row(kind) for kind in total.kinds)])]
+    return "\n".join(lines) + "\n"
+
+
+def _first_seen(one: SessionStats) -> str:
+    if one.session == "total":
+        return ""
+    return datetime.fromtimestamp(one.first_seen, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _saved(one: SessionStats) -> str:
+    return f"{(one.baseline_cost - one.cost) / one.baseline_cost:.1%}" if one.baseline_cost else "-"
+
+
+_COLUMNS: tuple[tuple[str, Callable[[SessionStats], str]], ...] = (
+    ("session", lambda one: one.session),
+    ("first seen (UTC)", _first_seen),
+    ("turns", lambda one: f"{one.turns:,}"),
+    ("sent", lambda one: f"{one.sent:,}"),
+    ("forwarded", lambda one: f"{one.forwarded:,}"),
+    ("cache write", lambda one: f"{one.usage.write_5m + one.usage.write_1h:,}"),
+    ("cache read", lambda one: f"{one.usage.read:,}"),
+    ("cost", lambda one: f"${one.cost:,.4f}"),
+    ("without headroom", lambda one: f"${one.baseline_cost:,.4f}"),
+    ("saved", _saved),
+    (
+        "busts client/headroom",
+        lambda one: f"{one.events['cache_bust'][0]}/{one.events['headroom_bust'][0]}",
+    ),
+    ("trims", lambda one: f"{one.events['trim'][0]}"),
+)
+
+
+def _notes(sessions: Iterable[SessionStats], total: SessionStats) -> list[str]:
+    notes = []
+    if total.simulated_turns:
+        notes.append(
+            f"usage simulated for {total.simulated_turns} of {total.turns} turns "
+            "(no provider usage was passed in)"
+        )
+    if total.unknown_models:
+        notes.append(
+            f"not in the price table, priced as {prices.DEFAULT_MODEL}: {', '.join(total.unknown_models)}"
+        )
+    for one in sessions:
+        count, detail = one.events["headroom_bust"]
+        if count:
+            notes.append(f"{one.session}: {count} cache bust(s) by headroom, last: {detail}")
+    return ["", *notes] if notes else []
+
+
+_KIND_HEADER = ("kind", "compressed", "tokens in", "tokens out", "retrieved", "retrieval rate")
+
+
+def _kind_row(kind: KindStats) -> tuple[str, ...]:
+    rate = kind.retrieval_rate
+    return (
+        kind.kind,
+        f"{kind.compressed:,}",
+        f"{kind.tokens_in:,}",
+        f"{kind.tokens_out:,}",
+        f"{kind.retrieved:,}",
+        "-" if rate is None else f"{rate:.0%}",
+    )
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
