@@ -65,7 +65,10 @@ def compress_turn(
     ]
     replacements = {t.location: t.output for t in transforms if t.skipped is None}
     forwarded = conversation.write(messages, replacements)
-    forwarded_hashes = tuple(prefix.digest(m) for m in forwarded)
+    forwarded_hashes = tuple(
+        mine.whole if sent is original else prefix.hash_message(sent).whole
+        for sent, original, mine in zip(forwarded, messages, client, strict=True)
+    )  # an untouched message is the client's own object: its hash is known
     events = prefix.busts(name, previous, client, forwarded_hashes)
     prefix.save(store, name, prefix.Record(tuple(client), forwarded_hashes))
     return Turn(name, forwarded, transforms, frozen, events)

@@ -70,9 +70,13 @@ def digest(value: Any) -> str:
 
 
 def hash_message(message: Mapping[str, Any]) -> MessageHash:
+    """The message's hash and its blocks'; the message hash covers the block hashes, so each
+    block's text is serialised once."""
     content = message.get("content")
-    blocks = tuple(digest(block) for block in content) if isinstance(content, list) else ()
-    return MessageHash(digest(message), blocks)
+    if not isinstance(content, list):
+        return MessageHash(digest(message), ())
+    blocks = tuple(digest(block) for block in content)
+    return MessageHash(digest({**message, "content": list(blocks)}), blocks)
 
 
 def load(store: Store, session: str) -> Record | None:

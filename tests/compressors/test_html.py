@@ -21,6 +21,7 @@ from headroom import markers, tokens
 from headroom.compressors.base import Compressed, Context
 from headroom.compressors.html import HtmlCompressor
 from headroom.compressors.html_page import looks_like_html
+from tests.compressors.support import Stash
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 IDLE_HELP = Path(sysconfig.get_paths()["stdlib"]) / "idlelib" / "help.html"
@@ -57,18 +58,6 @@ NEWS_PAGE = """<!DOCTYPE html>
 </div>
 <footer><p>Copyright 2024 The Daily. All rights reserved.</p><h2>Contact us</h2></footer>
 </body></html>"""
-
-
-class Stash:
-    """A dict-backed `Context.stash`, so tests can read back what was stored."""
-
-    def __init__(self) -> None:
-        self.parts: dict[str, str] = {}
-
-    def __call__(self, text: str) -> str:
-        key = f"{len(self.parts):016x}"
-        self.parts[key] = text
-        return key
 
 
 def compress(text: str, stash: Stash | None = None) -> str:

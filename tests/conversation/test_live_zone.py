@@ -117,11 +117,13 @@ def test_a_payload_first_seen_in_the_frozen_prefix_is_not_compressed() -> None:
     store = open_store("memory://")
     history = turns()[1]
     client = tuple(prefix.hash_message(m) for m in history)
-    prefix.save(store, "f", prefix.Record(client, tuple(prefix.digest(m) for m in history)))
+    forwarded = tuple(m.whole for m in client)
+    prefix.save(store, "f", prefix.Record(client, forwarded))
     turn = compress_turn(history, store, Settings(), session="f")
     assert turn.frozen == len(history)
     assert turn.messages == history
     assert {t.skipped for t in turn.transforms} == {"sent in an earlier turn"}
+    assert turn.busts == []
 
 
 def test_appending_turns_records_no_bust_but_editing_an_old_message_does() -> None:
