@@ -60,7 +60,9 @@ def compress_turn(
     previous = prefix.load(store, name)
     frozen = prefix.frozen_count(previous, client)
     transforms = [
-        _decide(payload, found.query, frozen, name, store, settings, model)
+        _decide(
+            payload, _identity(payload, client), found.query, frozen, name, store, settings, model
+        )
         for payload in found.payloads
     ]
     replacements = {t.location: t.output for t in transforms if t.skipped is None}
@@ -74,8 +76,17 @@ def compress_turn(
     return Turn(name, forwarded, transforms, frozen, events)
 
 
+def _identity(payload: conversation.Payload, client: Sequence[prefix.MessageHash]) -> str:
+    """The content identity of a payload: the hash of the block holding it (or of its
+    message, for string content), already computed for the prefix tracker."""
+    message = client[payload.location[0]]
+    block = payload.location[1] if len(payload.location) > 2 else -1
+    return message.blocks[block] if block >= 0 and message.blocks else message.whole
+
+
 def _decide(
     payload: conversation.Payload,
+    identity: str,
     query: str,
     frozen: int,
     session: str,
@@ -88,7 +99,7 @@ def _decide(
     )
     if settings.mode == "token":
         return compress_payload(request, store, settings, model)
-    note = _note_name(session, payload)
+    note = _note_name(session, payload, identity)
     remembered = store.recall(note)
     if remembered is not None:
         return _replay(remembered, payload, store, model)
@@ -101,10 +112,9 @@ def _decide(
     return transform
 
 
-def _note_name(session: str, payload: conversation.Payload) -> str:
-    place = json.dumps([session, list(payload.location)])
-    content = hashlib.sha256(payload.text.encode("utf-8", "surrogatepass")).hexdigest()
-    return "decision:" + hashlib.sha256((place + content).encode()).hexdigest()[:32]
+def _note_name(session: str, payload: conversation.Payload, identity: str) -> str:
+    place = json.dumps([session, list(payload.location), identity])
+    return "decision:" + hashlib.sha256(place.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _encode(transform: Transform) -> str:

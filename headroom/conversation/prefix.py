@@ -19,6 +19,7 @@ from typing import Any
 from headroom.store.base import Store
 
 _HASH = 16
+_LONG = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +64,24 @@ def without_cache_control(value: Any) -> Any:
 
 def digest(value: Any) -> str:
     """A short hash of a value's canonical JSON (cache_control set aside)."""
-    text = json.dumps(
-        without_cache_control(value), sort_keys=True, ensure_ascii=False, separators=(",", ":")
-    )
+    text = json.dumps(_hashable(value), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return _sha(text)
+
+
+def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH]
+
+
+def _hashable(value: Any) -> Any:
+    """`without_cache_control`, with long strings replaced by their hash: hashing a payload
+    directly is cheaper than escaping it into JSON first."""
+    if isinstance(value, str):
+        return value if len(value) < _LONG else "sha256:" + _sha(value)
+    if isinstance(value, Mapping):
+        return {k: _hashable(v) for k, v in value.items() if k != "cache_control"}
+    if isinstance(value, list | tuple):
+        return [_hashable(item) for item in value]
+    return value
 
 
 def hash_message(message: Mapping[str, Any]) -> MessageHash:
