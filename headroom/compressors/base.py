@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from headroom.errors import ConfigError
+
 
 @dataclass(frozen=True, slots=True)
 class Context:
@@ -58,7 +60,7 @@ _REGISTRY: dict[str, Compressor] = {}
 def register(compressor: Compressor) -> Compressor:
     """Adds a compressor for its kind; a second one for the same kind is an error."""
     if compressor.kind in _REGISTRY:
-        raise ValueError(f"a compressor for kind {compressor.kind!r} is already registered")
+        raise ConfigError(f"a compressor for kind {compressor.kind!r} is already registered")
     _REGISTRY[compressor.kind] = compressor
     return compressor
 

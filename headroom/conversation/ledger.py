@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from headroom.conversation import prices
 from headroom.conversation.prices import Usage, price_for
-from headroom.errors import StoreError
+from headroom.errors import ConfigError, StoreError
 
 EventKind = Literal["cache_bust", "headroom_bust", "trim"]
 EVENT_KINDS: tuple[EventKind, ...] = ("cache_bust", "headroom_bust", "trim")
@@ -151,7 +151,7 @@ class Ledger:
     def record_event(self, session: str, kind: EventKind, detail: str) -> None:
         """Records a cache bust (by the client or by headroom) or a trim; empties the simulated cache."""
         if kind not in EVENT_KINDS:
-            raise ValueError(f"event kind {kind!r} is not one of {', '.join(EVENT_KINDS)}")
+            raise ConfigError(f"event kind {kind!r} is not one of {', '.join(EVENT_KINDS)}")
         with self._lock:
             state = self._session(session)
             count, _ = state.events.get(kind, (0, ""))
@@ -199,7 +199,7 @@ class Ledger:
 def _check_counts(**counts: int) -> None:
     for name, value in counts.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be a non-negative token count, got {value!r}")
+            raise ConfigError(f"{name} must be a non-negative token count, got {value!r}")
 
 
 def _stats(session: str, state: _Session) -> SessionStats:

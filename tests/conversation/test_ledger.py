@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from headroom.conversation.ledger import EVENT_KINDS, KindStats, Ledger, render
 from headroom.conversation.prices import Usage
-from headroom.errors import StoreError
+from headroom.errors import ConfigError, StoreError
 
 NOV_3_2026 = 1_793_664_000.0  # 2026-11-03 00:00 UTC
 
@@ -158,7 +158,7 @@ def test_events_are_counted_per_kind_and_keep_the_last_detail() -> None:
         "headroom_bust": 2,
         "trim": 1,
     }
-    with pytest.raises(ValueError, match="not one of"):
+    with pytest.raises(ConfigError, match="not one of"):
         ledger.record_event("s1", "bust", "?")  # type: ignore[arg-type]
 
 
@@ -174,9 +174,9 @@ def test_sessions_are_ordered_by_first_seen_then_id() -> None:
 
 def test_negative_token_counts_are_refused() -> None:
     ledger = Ledger(ticking())
-    with pytest.raises(ValueError, match="sent must be a non-negative token count"):
+    with pytest.raises(ConfigError, match="sent must be a non-negative token count"):
         ledger.record_turn("s1", "gpt-4o", sent=-1, forwarded=0)
-    with pytest.raises(ValueError, match="tokens_out"):
+    with pytest.raises(ConfigError, match="tokens_out"):
         ledger.record_compression("s1", "log", 10, -2)
 
 
