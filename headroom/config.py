@@ -16,6 +16,7 @@ from headroom.errors import ConfigError
 
 DAY = 86_400.0
 MODES = ("cache", "token")
+_BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
 def default_home() -> Path:
@@ -40,6 +41,9 @@ class Settings:
     """A stored original lives this long after its last use."""
     max_store_mb: int = 1024
     """The store's size cap; least recently used originals are evicted first."""
+    move_volatile: bool = False
+    """Move volatile system-prompt lines (dates, git status) to its end; opt-in, as it
+    changes the prompt the client wrote."""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -65,6 +69,10 @@ class Settings:
 def _parse(name: str, raw: str, kind: type) -> object:
     if kind is str:
         return raw
+    if kind is bool:
+        if raw.strip().lower() not in _BOOLEANS:
+            raise ConfigError(f"{name}={raw!r} is not a boolean; use 1/0, true/false or yes/no")
+        return _BOOLEANS[raw.strip().lower()]
     try:
         value = kind(raw)
     except ValueError:

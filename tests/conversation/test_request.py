@@ -1,0 +1,177 @@
+"""A request body through the conversation layer, turn after turn, as Claude Code sends it."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from headroom.config import Settings
+from headroom.conversation import breakpoints, prefix
+from headroom.conversation.request import prepare
+from headroom.errors import ConfigError, InvalidMessagesError
+from headroom.store import open_store
+
+STDLIB = Path(json.__file__).parent.parent
+SYSTEM_TEXT = (
+    "You are an interactive CLI tool that helps users with software engineering tasks.\n"
+    * 40
+    + "<env>\nWorking directory: /home/user/project\nIs directory a git repo: Yes\n"
+    "Platform: linux\nToday's date: 2026-11-25\n</env>\n"
+)
+
+
+def tool(name: str, props: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "description": f"The {name} tool.",
+            "input_schema": {"type": "object", "properties": props, "required": list(props)}}  # fmt: skip
+
+
+TOOLS = [
+    tool("Bash", {"command": {"type": "string"}, "timeout": {"type": "number"}}),
+    tool("Read", {"file_path": {"type": "string"}, "offset": {"type": "number"}}),
+    tool("Edit", {"file_path": {"type": "string"}, "old_string": {"type": "string"}}),
+]
+
+
+def grep(pattern: str, folder: str) -> str:
+    found = subprocess.run(
+        ["grep", "-rn", pattern, str(STDLIB / folder)], capture_output=True, text=True
+    )
+    return found.stdout
+
+
+def bodies(client_breakpoints: bool) -> list[dict[str, Any]]:
+    """Three turns of a Claude Code-like session: each resends everything plus one result."""
+    system = [
+        {"type": "text", "text": "You are Claude Code."},
+        {"type": "text", "text": SYSTEM_TEXT},
+    ]
+    if client_breakpoints:
+        for block in system:
+            block["cache_control"] = {"type": "ephemeral"}
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": "Where are the decoders defined?"}
+    ]
+    turns = []
+    for number, folder in enumerate(("json", "email", "http")):
+        messages.append(
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "thinking",
+                        "thinking": "Let me search.",
+                        "signature": f"sig{number}==",
+                    },
+                    {
+                        "type": "tool_use",
+                        "id": f"toolu_{number}",
+                        "name": "Bash",
+                        "input": {"command": f"grep -rn def {folder}"},
+                    },
+                ],
+            }
+        )
+        result: dict[str, Any] = {"type": "tool_result", "tool_use_id": f"toolu_{number}",
+                                  "content": grep("def ", folder)}  # fmt: skip
+        for message in messages:
+            for block in message["content"] if isinstance(message["content"], list) else []:
+                block.pop("cache_control", None)
+        if client_breakpoints:
+            result["cache_control"] = {"type": "ephemeral"}
+        messages.append({"role": "user", "content": [result]})
+        tools = copy.deepcopy(TOOLS if number != 1 else list(reversed(TOOLS)))
+        turns.append({"model": "claude-sonnet-4-5", "max_tokens": 1024, "system": system,
+                      "tools": tools, "messages": copy.deepcopy(messages)})  # fmt: skip
+    return turns
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(prefix.without_cache_control(value), sort_keys=True)
+
+
+@pytest.mark.parametrize("client_breakpoints", [True, False])
+def test_turns_keep_tools_system_and_history_byte_identical(client_breakpoints: bool) -> None:
+    store = open_store("memory://")
+    forwarded = [
+        prepare(b, "anthropic", store, Settings()).body for b in bodies(client_breakpoints)
+    ]
+    for before, after in itertools.pairwise(forwarded):
+        assert canonical(after["tools"]) == canonical(before["tools"])
+        assert canonical(after["system"]) == canonical(before["system"])
+        sent = len(before["messages"])
+        assert canonical(after["messages"][:sent]) == canonical(before["messages"])
+    for body in forwarded:
+        assert breakpoints.count_breakpoints(body) <= 4
+    last = forwarded[-1]["messages"]
+    assert last[1]["content"][0] == {
+        "type": "thinking",
+        "thinking": "Let me search.",
+        "signature": "sig0==",
+    }
+    assert len(last[2]["content"][0]["content"]) < len(grep("def ", "json"))
+
+
+def test_a_client_breakpoints_are_left_where_it_put_them() -> None:
+    store = open_store("memory://")
+    body = bodies(client_breakpoints=True)[2]
+    forwarded = prepare(body, "anthropic", store, Settings()).body
+    assert breakpoints.count_breakpoints(forwarded) == breakpoints.count_breakpoints(body) == 3
+    assert forwarded["messages"][-1]["content"][0]["cache_control"] == {"type": "ephemeral"}
+
+
+def test_breakpoints_are_placed_when_the_client_sets_none() -> None:
+    store = open_store("memory://")
+    prepared = [
+        prepare(b, "anthropic", store, Settings()) for b in bodies(client_breakpoints=False)
+    ]
+    assert all(1 <= breakpoints.count_breakpoints(p.body) <= 4 for p in prepared)
+    last = prepared[-1].body
+    assert "cache_control" not in last["tools"][-1]  # tools alone are under the cacheable minimum
+    assert last["messages"][-1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
+
+
+def test_volatile_system_lines_are_reported_and_moved_only_when_asked() -> None:
+    body = bodies(client_breakpoints=True)[0]
+    kept = prepare(body, "anthropic", open_store("memory://"), Settings())
+    assert any("2026-11-25" in v.text for v in kept.volatile)
+    assert canonical(kept.body["system"]) == canonical(body["system"])
+    moved = prepare(body, "anthropic", open_store("memory://"), Settings(move_volatile=True))
+    assert "2026-11-25" in moved.body["system"][-1]["text"]
+    assert "2026-11-25" not in moved.body["system"][1]["text"]
+
+
+def test_the_callers_body_is_not_changed() -> None:
+    body = bodies(client_breakpoints=False)[2]
+    snapshot = copy.deepcopy(body)
+    prepare(body, "anthropic", open_store("memory://"), Settings())
+    assert body == snapshot
+
+
+def test_openai_bodies_go_through_without_breakpoints() -> None:
+    body = {"model": "gpt-4o", "messages": [
+        {"role": "system", "content": "You are helpful. Today's date: 2026-11-25"},
+        {"role": "user", "content": "Which modules define decoders?"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function",
+            "function": {"name": "shell", "arguments": "{\"command\": \"grep -rn def json\"}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": grep("def ", "json")},
+    ]}  # fmt: skip
+    prepared = prepare(body, "openai", open_store("memory://"), Settings())
+    assert breakpoints.count_breakpoints(prepared.body) == 0
+    assert len(prepared.body["messages"][3]["content"]) < len(body["messages"][3]["content"])
+    assert prepared.volatile
+
+
+def test_bad_bodies_and_settings_are_clear_errors() -> None:
+    with pytest.raises(InvalidMessagesError, match="no 'messages' list"):
+        prepare({"model": "x"}, "anthropic", open_store("memory://"), Settings())
+    with pytest.raises(InvalidMessagesError, match="provider"):
+        prepare({"messages": []}, "gemini", open_store("memory://"), Settings())
+    with pytest.raises(ConfigError, match="HEADROOM_MOVE_VOLATILE"):
+        Settings.from_env({"HEADROOM_MOVE_VOLATILE": "maybe"})
+    assert Settings.from_env({"HEADROOM_MOVE_VOLATILE": "yes"}).move_volatile
