@@ -41,6 +41,10 @@ class Settings:
     """A stored original lives this long after its last use."""
     max_store_mb: int = 1024
     """The store's size cap; least recently used originals are evicted first."""
+    budget_tokens: int = 0
+    """The context budget for a request; 0 means the model's window minus the reserve."""
+    budget_reserve_tokens: int = 20_000
+    """Room left for the answer and the client's own additions when the budget is the window."""
     move_volatile: bool = False
     """Move volatile system-prompt lines (dates, git status) to its end; opt-in, as it
     changes the prompt the client wrote."""

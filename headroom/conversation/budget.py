@@ -41,6 +41,30 @@ RELEVANCE_WEIGHT = 2.0
 ERROR_WEIGHT = 1.0
 """A result with error lines is worth more than any error-free one of equal relevance."""
 
+CONTEXT_WINDOWS = (
+    ("claude", 200_000),
+    ("gpt-4.1", 1_047_576),
+    ("gpt-5", 400_000),
+    ("gpt-4o", 128_000),
+    ("o1", 200_000),
+    ("o3", 200_000),
+    ("o4", 200_000),
+    ("gpt-4-turbo", 128_000),
+    ("gpt-4", 8_192),
+    ("gpt-3.5", 16_385),
+)
+"""Context windows in tokens by model-name prefix, most specific first."""
+DEFAULT_WINDOW = 128_000
+
+
+def context_window(model: str | None) -> int:
+    """The model's context window in tokens (DEFAULT_WINDOW for a model not listed)."""
+    name = (model or "").lower()
+    return next(
+        (size for prefix, size in CONTEXT_WINDOWS if name.startswith(prefix)), DEFAULT_WINDOW
+    )
+
+
 _PROTECTED_ROLES = ("system", "developer")
 _CLIENT_ROLES = ("user", "tool", "function")
 _WORD = re.compile(r"[a-z0-9]{2,}")

@@ -36,6 +36,8 @@ class Turn:
     frozen: int
     """Leading messages the client had sent in an earlier turn."""
     busts: list[prefix.BustEvent]
+    client: tuple[prefix.MessageHash, ...]
+    """The hashes of the client's messages (cache_control set aside)."""
 
 
 def session_id(messages: Sequence[Any], system: Any = None) -> str:
@@ -73,7 +75,7 @@ def compress_turn(
     )  # an untouched message is the client's own object: its hash is known
     events = prefix.busts(name, previous, client, forwarded_hashes)
     prefix.save(store, name, prefix.Record(tuple(client), forwarded_hashes))
-    return Turn(name, forwarded, transforms, frozen, events)
+    return Turn(name, forwarded, transforms, frozen, events, tuple(client))
 
 
 def _identity(payload: conversation.Payload, client: Sequence[prefix.MessageHash]) -> str:

@@ -15,8 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from headroom import messages as conversation
+from headroom import tokens
 from headroom.config import Settings
-from headroom.conversation import breakpoints, stable
+from headroom.conversation import breakpoints, budget, stable, trims
 from headroom.conversation.live_zone import Turn, compress_turn, session_id
 from headroom.errors import InvalidMessagesError
 from headroom.store.base import Store
@@ -32,6 +34,8 @@ class Prepared:
     turn: Turn
     volatile: list[stable.Volatile]
     """Volatile spans of the system prompt (dates, ids, listings), reported every turn."""
+    trim: budget.Trim | None
+    """The budget trim made on this turn, if the request would not have fit."""
 
 
 def prepare(
@@ -40,9 +44,17 @@ def prepare(
     store: Store,
     settings: Settings,
     session: str | None = None,
+    *,
+    previous_input_tokens: int | None = None,
+    client_compacts: bool = False,
 ) -> Prepared:
     """The body to forward for one request of a session (named by the caller, or derived
-    from the system prompt and the first user message)."""
+    from the system prompt and the first user message).
+
+    `previous_input_tokens` is the provider's input count for the session's previous turn,
+    when known; `client_compacts` says the client manages its own context (Claude Code,
+    Codex), which turns budget trimming off.
+    """
     if provider not in PROVIDERS:
         raise InvalidMessagesError(f"provider {provider!r} is not one of {', '.join(PROVIDERS)}")
     messages = body.get("messages")
@@ -59,10 +71,52 @@ def prepare(
     turn = compress_turn(
         messages, store, settings, model=body.get("model"), session=name, system=system
     )
-    forwarded["messages"] = turn.messages
+    messages_out = trims.replay(store, name, turn.client, turn.messages)
+    trim = None
+    if not client_compacts:
+        messages_out, trim = _fit(
+            messages_out, provider, turn, store, settings, body, previous_input_tokens
+        )
+    forwarded["messages"] = messages_out
     if provider == "anthropic":
         forwarded = breakpoints.place_breakpoints(forwarded, turn.frozen)
-    return Prepared(forwarded, turn, volatile)
+    return Prepared(forwarded, turn, volatile, trim)
+
+
+def _fit(
+    messages: list[Any],
+    provider: str,
+    turn: Turn,
+    store: Store,
+    settings: Settings,
+    body: Mapping[str, Any],
+    previous_input_tokens: int | None,
+) -> tuple[list[Any], budget.Trim | None]:
+    """Messages trimmed to the budget (and the trim kept for later turns), if they exceed it."""
+    model = body.get("model")
+    limit = settings.budget_tokens or budget.context_window(model) - settings.budget_reserve_tokens
+    estimate = _estimate(messages, turn.frozen, previous_input_tokens, limit)
+    if estimate <= limit:
+        return messages, None
+    query = conversation.read(messages).query
+    shape: budget.Shape = "anthropic" if provider == "anthropic" else "openai"
+    trim = budget.trim_to_budget(
+        messages, shape=shape, budget=limit, estimate=estimate, store_put=store.put, query=query
+    )
+    if trim.stubbed:
+        trims.remember(store, turn.session, turn.client, trim.messages, trim.stubbed)
+    return trim.messages, trim
+
+
+def _estimate(messages: list[Any], frozen: int, previous: int | None, limit: int) -> int:
+    """Input tokens of the request: the provider's count for the previous turn plus the new
+    messages, or all of them; ASCII JSON is never shorter in characters than in tokens, so
+    a request whose JSON fits the limit is not counted at all."""
+    counted = messages[frozen:] if previous is not None else messages
+    text = json.dumps(counted)
+    if (previous or 0) + len(text) <= limit:
+        return (previous or 0) + len(text)
+    return (previous or 0) + tokens.count(json.dumps(counted, ensure_ascii=False))
 
 
 def _tools(tools: Any, store: Store, session: str) -> list[dict[str, Any]]:

@@ -175,3 +175,46 @@ def test_bad_bodies_and_settings_are_clear_errors() -> None:
     with pytest.raises(ConfigError, match="HEADROOM_MOVE_VOLATILE"):
         Settings.from_env({"HEADROOM_MOVE_VOLATILE": "maybe"})
     assert Settings.from_env({"HEADROOM_MOVE_VOLATILE": "yes"}).move_volatile
+
+
+def agent_turns(count: int, small_after: int = 99) -> list[dict[str, Any]]:
+    """Bodies of an agent loop reading stdlib modules, one more tool result each turn;
+    from turn `small_after` on, the results are short (`ls`-sized)."""
+    modules = ["json/decoder.py", "json/encoder.py", "json/scanner.py", "email/utils.py",
+               "http/cookies.py", "string.py", "textwrap.py", "shlex.py"][:count]  # fmt: skip
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Why does the decoder fail?"}]
+    turns = []
+    for number, module in enumerate(modules):
+        output = (STDLIB / module).read_text() if number < small_after else f"{module}\n"
+        messages.append({"role": "assistant", "content": [{"type": "tool_use", "id": f"t{number}",
+            "name": "Bash", "input": {"command": f"cat {module}"}}]})  # fmt: skip
+        messages.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"t{number}",
+            "content": output}]})  # fmt: skip
+        turns.append({"model": "claude-sonnet-4-5", "messages": copy.deepcopy(messages)})
+    return turns
+
+
+def test_over_budget_old_results_are_stubbed_once_and_the_stubs_replayed() -> None:
+    store = open_store("memory://")
+    settings = Settings(budget_tokens=12_000, min_tokens=10**9)  # no compression: budget only
+    turns = agent_turns(8, small_after=5)
+    prepared = [prepare(b, "anthropic", store, settings, session="b") for b in turns]
+    trimmed = [n for n, p in enumerate(prepared) if p.trim is not None and p.trim.stubbed]
+    assert trimmed and trimmed[-1] <= 5, "the big results went over the budget"
+    stubs = [s for n in trimmed for s in (prepared[n].trim.stubbed if prepared[n].trim else [])]
+    assert all(s.message >= 2 for s in stubs)  # the first user message stays
+    assert len(prepared) - trimmed[-1] >= 3
+    for before, after in itertools.pairwise(prepared[trimmed[-1] :]):
+        sent = len(before.body["messages"])
+        assert canonical(after.body["messages"][:sent]) == canonical(before.body["messages"])
+    for stub in stubs:
+        assert store.get(stub.key) is not None
+
+
+def test_a_client_that_compacts_its_own_context_is_never_trimmed() -> None:
+    store = open_store("memory://")
+    settings = Settings(budget_tokens=12_000, min_tokens=10**9)
+    body = agent_turns(7)[-1]
+    prepared = prepare(body, "anthropic", store, settings, client_compacts=True)
+    assert prepared.trim is None
+    assert canonical(prepared.body["messages"]) == canonical(body["messages"])
