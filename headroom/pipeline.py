@@ -104,7 +104,7 @@ def compress_payload(
     if result is None:
         return leave(chosen.kind, "compressor found nothing to drop", chosen)
     rendered = _render(result, read)
-    if rendered is None or len(rendered) >= len(text):
+    if len(rendered) >= len(text):
         return leave(chosen.kind, "output would not be smaller", chosen)
     key = store.put(text)
     output = markers.header(key, chosen.kind, text.count("\n") + 1) + "\n" + rendered
@@ -120,7 +120,7 @@ def compress_payload(
     )
 
 
-def _render(result: Compressed, read: numbered.NumberedRead | None) -> str | None:
+def _render(result: Compressed, read: numbered.NumberedRead | None) -> str:
     if read is None:
         return result.text
     if result.origin is None:
