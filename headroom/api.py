@@ -17,7 +17,8 @@ from typing import Any
 
 from headroom import tokens
 from headroom.config import Settings
-from headroom.conversation.live_zone import compress_turn
+from headroom.conversation.accounts import update_ledger
+from headroom.conversation.live_zone import compress_turn, origin
 from headroom.errors import ConfigError
 from headroom.pipeline import Transform
 from headroom.store import Store, open_store
@@ -91,9 +92,15 @@ def retrieve(
     lines matching a regular expression, each prefixed with its line number.
     Raises ExpiredKeyError for a key whose original has expired.
     """
-    text = store_for(config or Settings.from_env()).get(key.strip().lower())
+    store = store_for(config or Settings.from_env())
+    key = key.strip().lower()
+    text = store.get(key)
     if text is None:
         return None
+    source = origin(store, key)
+    if source is not None:
+        session, kind = source
+        update_ledger(store, session, lambda ledger: ledger.record_retrieval(session, kind))
     if lines:
         text = slice_lines(text, lines)
     if grep:

@@ -34,6 +34,8 @@ class Transform:
     model: str | None = None
     original: str = field(default="", repr=False)
     output: str = field(default="", repr=False)
+    replayed: bool = False
+    """The decision was taken on an earlier turn and replayed, not taken now."""
 
     @cached_property
     def tokens_in(self) -> int:

@@ -144,3 +144,15 @@ def test_the_public_surface_is_pinned() -> None:
         "CompressResult", "ConfigError", "ExpiredKeyError", "HeadroomError",
         "InvalidMessagesError", "Settings", "StoreError", "Transform", "compress", "retrieve",
     ]  # fmt: skip
+
+
+def test_a_retrieval_is_counted_against_the_session_and_kind(pytest_log: str) -> None:
+    from headroom.api import store_for
+    from headroom.config import Settings
+    from headroom.conversation.accounts import load_ledger
+
+    result = compress(conversation(pytest_log, "pytest -v"), session="counted")
+    retrieve(result.transforms[0].keys[0])
+    [session] = load_ledger(store_for(Settings.from_env())).sessions()
+    [log] = [k for k in session.kinds if k.kind == "log"]
+    assert (session.session, log.retrieved) == ("counted", 1)

@@ -100,7 +100,7 @@ def _decide(
         payload.text, payload.hints, query, payload.location, payload.ranged_read, payload.edited
     )
     if settings.mode == "token":
-        return compress_payload(request, store, settings, model)
+        return _remember_origin(compress_payload(request, store, settings, model), session, store)
     note = _note_name(session, payload, identity)
     remembered = store.recall(note)
     if remembered is not None:
@@ -109,9 +109,27 @@ def _decide(
         transform = Transform(payload.location, "unknown", skipped="sent in an earlier turn",
                               model=model, original=payload.text, output=payload.text)  # fmt: skip
     else:
-        transform = compress_payload(request, store, settings, model)
+        transform = _remember_origin(
+            compress_payload(request, store, settings, model), session, store
+        )
     store.remember(note, _encode(transform))
     return transform
+
+
+def _remember_origin(transform: Transform, session: str, store: Store) -> Transform:
+    """Notes which session and kind a key came from, so its retrievals can be counted."""
+    if transform.keys:
+        store.remember(f"origin:{transform.keys[0]}", json.dumps([session, transform.kind]))
+    return transform
+
+
+def origin(store: Store, key: str) -> tuple[str, str] | None:
+    """The session and kind whose compression stored `key`, if known."""
+    raw = store.recall(f"origin:{key}")
+    if raw is None:
+        return None
+    session, kind = json.loads(raw)
+    return str(session), str(kind)
 
 
 def _note_name(session: str, payload: conversation.Payload, identity: str) -> str:
@@ -139,4 +157,5 @@ def _replay(raw: str, payload: conversation.Payload, store: Store, model: str | 
     store.touch(data["keys"])  # forwarding an output that names keys is a use of them
     output = payload.text if data["output"] is None else data["output"]
     return Transform(payload.location, data["kind"], data["language"], tuple(data["keys"]),
-                     data["skipped"], data["error"], model, payload.text, output)  # fmt: skip
+                     data["skipped"], data["error"], model, payload.text, output,
+                     replayed=True)  # fmt: skip

@@ -18,7 +18,9 @@ from typing import Any
 from headroom import messages as conversation
 from headroom import tokens
 from headroom.config import Settings
-from headroom.conversation import breakpoints, budget, stable, trims
+from headroom.conversation import breakpoints, budget, prefix, stable, trims
+from headroom.conversation.accounts import TokenMemo, count_messages, update_ledger
+from headroom.conversation.ledger import EventKind, Ledger
 from headroom.conversation.live_zone import Turn, compress_turn, session_id
 from headroom.errors import InvalidMessagesError
 from headroom.store.base import Store
@@ -136,3 +138,38 @@ def _openai_system(messages: list[Any]) -> str | None:
     ]
     joined = "\n".join(t for t in texts if isinstance(t, str))
     return joined or None
+
+
+MEMO = TokenMemo()
+"""Token counts of messages seen by this process, by hash."""
+
+
+def account(
+    store: Store,
+    body: Mapping[str, Any],
+    prepared: Prepared,
+    usage: Mapping[str, Any] | None = None,
+) -> None:
+    """Records a forwarded turn in the session's ledger: tokens sent and forwarded, the bill
+    (from the provider's `usage`, or simulated), fresh compressions per kind, busts and trims.
+    It counts tokens, so an edge calls it off the request's hot path (after the answer)."""
+    model = str(body.get("model") or "unknown")
+    turn = prepared.turn
+    sent = count_messages(body["messages"], [m.whole for m in turn.client], model, MEMO)
+    forwarded_messages = prepared.body["messages"]
+    hashes = [prefix.hash_message(m).whole for m in forwarded_messages]
+    forwarded = count_messages(forwarded_messages, hashes, model, MEMO)
+
+    def change(ledger: Ledger) -> None:
+        ledger.record_turn(turn.session, model, sent=sent, forwarded=forwarded, usage=usage)
+        for t in turn.transforms:
+            if t.skipped is None and not t.replayed:
+                ledger.record_compression(turn.session, t.kind, t.tokens_in, t.tokens_out)
+        for bust in turn.busts:
+            kind: EventKind = "headroom_bust" if bust.by == "headroom" else "cache_bust"
+            ledger.record_event(turn.session, kind, bust.describe())
+        if prepared.trim and prepared.trim.stubbed:
+            detail = f"{len(prepared.trim.stubbed)} tool results, {prepared.trim.freed} tokens"
+            ledger.record_event(turn.session, "trim", detail)
+
+    update_ledger(store, turn.session, change)

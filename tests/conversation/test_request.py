@@ -13,7 +13,9 @@ import pytest
 
 from headroom.config import Settings
 from headroom.conversation import breakpoints, prefix
-from headroom.conversation.request import prepare
+from headroom.conversation.accounts import load_ledger
+from headroom.conversation.live_zone import origin
+from headroom.conversation.request import account, prepare
 from headroom.errors import ConfigError, InvalidMessagesError
 from headroom.store import open_store
 
@@ -218,3 +220,33 @@ def test_a_client_that_compacts_its_own_context_is_never_trimmed() -> None:
     prepared = prepare(body, "anthropic", store, settings, client_compacts=True)
     assert prepared.trim is None
     assert canonical(prepared.body["messages"]) == canonical(body["messages"])
+
+
+def test_accounting_records_turns_compressions_and_retrievals() -> None:
+    store = open_store("memory://")
+    settings = Settings(store="memory://")
+    for body in bodies(client_breakpoints=True):
+        account(store, body, prepare(body, "anthropic", store, settings, session="acct"))
+    [session] = load_ledger(store).sessions()
+    assert (session.session, session.turns, session.simulated_turns) == ("acct", 3, 3)
+    assert session.forwarded < session.sent
+    assert session.cost < session.baseline_cost
+    [search] = [k for k in session.kinds if k.kind == "search"]
+    assert search.compressed == 3 and search.retrieved == 0
+    key = (
+        prepare(bodies(True)[0], "anthropic", store, settings, session="acct")
+        .turn.transforms[0]
+        .keys[0]
+    )
+    assert origin(store, key) == ("acct", "search")
+
+
+def test_a_reported_usage_is_billed_as_reported() -> None:
+    store = open_store("memory://")
+    body = bodies(client_breakpoints=True)[0]
+    usage = {"input_tokens": 10, "cache_creation_input_tokens": 0,
+             "cache_read_input_tokens": 2000, "output_tokens": 5}  # fmt: skip
+    account(store, body, prepare(body, "anthropic", store, Settings(), session="u"), usage)
+    [session] = load_ledger(store).sessions()
+    assert session.simulated_turns == 0
+    assert session.usage.read == 2000
