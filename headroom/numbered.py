@@ -26,6 +26,8 @@ class NumberedRead:
 
 def split(text: str) -> NumberedRead | None:
     """The numbered block of a read, or None when text is not a numbered read."""
+    if not _PREFIX.match(text):
+        return None  # the first line decides, before the whole text is split
     lines = text.split("\n")
     prefixes: list[str] = []
     body: list[str] = []
