@@ -16,14 +16,14 @@ from functools import cached_property
 from typing import Any
 
 from headroom import tokens
-from headroom.config import Settings
+from headroom.config import DAY, Settings
 from headroom.conversation.accounts import update_ledger
 from headroom.conversation.live_zone import compress_turn, origin
-from headroom.errors import ConfigError
+from headroom.errors import ConfigError, StoreError
 from headroom.pipeline import Transform
 from headroom.store import Store, open_store
 
-_stores: dict[str, Store] = {}
+_stores: dict[tuple[str, float, int], Store] = {}
 _stores_lock = threading.Lock()
 
 
@@ -58,12 +58,11 @@ class CompressResult:
 def store_for(settings: Settings) -> Store:
     """The process-wide store for these settings, opened on first use."""
     url = settings.store_url()
+    ttl, max_bytes = settings.ttl_days * DAY, settings.max_store_mb * 1 << 20
     with _stores_lock:
-        if url not in _stores:
-            _stores[url] = open_store(
-                url, ttl=settings.ttl_days * 86_400, max_bytes=settings.max_store_mb * 1 << 20
-            )
-        return _stores[url]
+        if (url, ttl, max_bytes) not in _stores:
+            _stores[url, ttl, max_bytes] = open_store(url, ttl=ttl, max_bytes=max_bytes)
+        return _stores[url, ttl, max_bytes]
 
 
 def compress(
@@ -80,7 +79,7 @@ def compress(
     """
     settings = config or Settings.from_env()
     turn = compress_turn(messages, store_for(settings), settings, model=model, session=session)
-    return CompressResult(turn.messages, turn.transforms, model, messages)
+    return CompressResult(turn.messages, turn.transforms, model, list(messages))
 
 
 def retrieve(
@@ -97,15 +96,24 @@ def retrieve(
     text = store.get(key)
     if text is None:
         return None
-    source = origin(store, key)
-    if source is not None:
-        session, kind = source
-        update_ledger(store, session, lambda ledger: ledger.record_retrieval(session, kind))
     if lines:
         text = slice_lines(text, lines)
     if grep:
         text = grep_lines(text, grep)
+    _count_retrieval(store, key)
     return text
+
+
+def _count_retrieval(store: Store, key: str) -> None:
+    """Counts a retrieval against the session and kind that stored the key; statistics
+    never stand between a caller and its original, so a store failure here is ignored."""
+    try:
+        source = origin(store, key)
+        if source is not None:
+            session, kind = source
+            update_ledger(store, session, lambda ledger: ledger.record_retrieval(session, kind))
+    except StoreError:
+        pass
 
 
 def slice_lines(text: str, spec: str) -> str:
@@ -117,6 +125,8 @@ def slice_lines(text: str, spec: str) -> str:
     last_text = match.group(2)
     all_lines = text.split("\n")
     last = int(last_text) if last_text else (len(all_lines) if match.group(0).count("-") else first)
+    if last < first:
+        raise ConfigError(f"lines={spec!r} ends before it starts; write it as A-B with A <= B")
     return "\n".join(all_lines[first - 1 : last])
 
 
@@ -137,17 +147,19 @@ def _count_messages(messages: Sequence[Any], model: str | None) -> int:
     return sum(tokens.count(text, model) for text in _texts(messages))
 
 
+_NOT_READ = frozenset(
+    ("id", "tool_use_id", "tool_call_id", "type", "role", "source", "image_url", "input_audio")
+)
+"""Keys whose values the model does not read as text: ids, and media (images are billed by
+size, not by their base64 characters)."""
+
+
 def _texts(value: Any) -> list[str]:
     """Every string in a message structure: what the model reads, approximately."""
     if isinstance(value, str):
         return [value]
     if isinstance(value, dict):
-        return [
-            t
-            for key, item in value.items()
-            if key not in ("id", "tool_use_id", "tool_call_id", "type", "role")
-            for t in _texts(item)
-        ]
+        return [t for key, item in value.items() if key not in _NOT_READ for t in _texts(item)]
     if isinstance(value, list | tuple):
         return [t for item in value for t in _texts(item)]
     return []

@@ -25,6 +25,7 @@ _HEADER = re.compile(rf"^\[headroom ({KEY_PATTERN}): ")
 _ELISION = re.compile(r"^[ \t]*\[\.\.\. [^\]\n]*\]\r?$")
 _KEY = re.compile(rf"key=({KEY_PATTERN})")
 _LINES = re.compile(r"lines=(\d+)-(\d+)")
+_INLINE_KEY = re.compile(rf"\[\.\.\. [^\]\n]*?key=({KEY_PATTERN})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +87,13 @@ def parse(text: str) -> list[Elision]:
 
 
 def keys_in(text: str) -> list[str]:
-    """Every store key a compressed payload names (header first), without repeats."""
+    """Every store key a compressed payload names (header first), without repeats; markers
+    inside a line (in a JSON string, say) count too."""
     keys: list[str] = []
     first = header_key(text)
     if first:
         keys.append(first)
-    for elision in parse(text):
-        if elision.key and elision.key not in keys:
-            keys.append(elision.key)
+    for key in _INLINE_KEY.findall(text):
+        if key not in keys:
+            keys.append(key)
     return keys

@@ -106,6 +106,17 @@ def _check_message(index: int, message: object) -> None:
             raise InvalidMessagesError(
                 f"messages[{index}].content[{block_index}] must be an object with a 'type'"
             )
+    calls = message.get("tool_calls")
+    if calls is not None and not isinstance(calls, list):
+        raise InvalidMessagesError(
+            f"messages[{index}].tool_calls must be a list, got {type(calls).__name__}"
+        )
+    for call_index, call in enumerate(calls or []):
+        if not isinstance(call, Mapping) or not isinstance(call.get("function", {}), Mapping):
+            raise InvalidMessagesError(
+                f"messages[{index}].tool_calls[{call_index}] must be an object with a "
+                "'function' object"
+            )
 
 
 def _shape(messages: Sequence[Message]) -> str:

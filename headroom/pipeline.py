@@ -101,11 +101,11 @@ def compress_payload(
     context = Context(query=request.query, language=chosen.language, stash=store.put)
     try:
         result = compressor.compress(body, context)
+        rendered = None if result is None else _render(result, read)
     except Exception as exc:  # fail open: the original goes through, the failure is recorded
         return leave(chosen.kind, "compressor failed", chosen, f"{type(exc).__name__}: {exc}")
-    if result is None:
+    if rendered is None:
         return leave(chosen.kind, "compressor found nothing to drop", chosen)
-    rendered = _render(result, read)
     if len(rendered) >= len(text):
         return leave(chosen.kind, "output would not be smaller", chosen)
     key = store.put(text)

@@ -156,3 +156,35 @@ def test_a_retrieval_is_counted_against_the_session_and_kind(pytest_log: str) ->
     [session] = load_ledger(store_for(Settings.from_env())).sessions()
     [log] = [k for k in session.kinds if k.kind == "log"]
     assert (session.session, log.retrieved) == ("counted", 1)
+
+
+def test_a_damaged_store_note_fails_open(pytest_log: str) -> None:
+    from headroom.api import store_for
+    from headroom.config import Settings
+
+    store_for(Settings.from_env()).remember("prefix:damaged", "{not json")
+    result = compress(conversation(pytest_log), session="damaged")
+    assert result.messages[2]["content"][0]["content"] == pytest_log
+    assert result.transforms[0].skipped == "store unavailable"
+    assert "damaged" in (result.transforms[0].error or "")
+
+
+def test_retrieve_survives_a_damaged_ledger_and_rejects_a_reversed_range(pytest_log: str) -> None:
+    from headroom.api import store_for
+    from headroom.config import Settings
+    from headroom.errors import ConfigError
+
+    result = compress(conversation(pytest_log), session="ledger")
+    store_for(Settings.from_env()).remember("ledger", "{damaged")
+    key = result.transforms[0].keys[0]
+    assert retrieve(key) == pytest_log
+    with pytest.raises(ConfigError, match="ends before it starts"):
+        retrieve(key, lines="30-10")
+
+
+def test_token_counts_are_of_the_messages_as_they_were_passed(pytest_log: str) -> None:
+    messages = conversation(pytest_log)
+    result = compress(messages)
+    before = compress(conversation(pytest_log)).tokens_before
+    messages.append({"role": "user", "content": "another question " * 100})
+    assert result.tokens_before == before

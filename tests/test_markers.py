@@ -37,3 +37,9 @@ def test_markers_stay_short() -> None:
 
     assert tokens.count(markers.elided_lines(100_000, 199_999, note="12 errors")) <= 20
     assert tokens.count(markers.header(KEY, "search", 123_456)) <= 30
+
+
+def test_keys_of_markers_inside_a_line_are_found() -> None:
+    other = "fedcba9876543210"
+    inline = '{"log": "first lines [... 40 lines elided, key=' + other + '] last line"}'
+    assert markers.keys_in(markers.header(KEY, "json", 1) + "\n" + inline) == [KEY, other]

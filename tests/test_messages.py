@@ -100,3 +100,10 @@ def test_invalid_shapes_raise_an_error_naming_the_problem(bad: Any, expected: st
         InvalidMessagesError, match=expected.replace("[", r"\[").replace("]", r"\]")
     ):
         messages.read(bad)
+
+
+@pytest.mark.parametrize("calls", ["abc", [None], [{"function": "shell"}]])
+def test_malformed_tool_calls_are_invalid_messages(calls: Any) -> None:
+    bad = [{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": calls}]
+    with pytest.raises(InvalidMessagesError, match=r"messages\[1\]\.tool_calls"):
+        messages.read(bad)

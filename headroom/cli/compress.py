@@ -47,13 +47,11 @@ def compress_command(source: str, kind: str | None, query: str, as_json: bool) -
                     "tokens_before": before,
                     "tokens_after": after,
                 },
-                ensure_ascii=False,
+                ensure_ascii=True,
             )
         )
     else:
-        sys.stdout.write(transform.output)
-        if not transform.output.endswith("\n"):
-            sys.stdout.write("\n")
+        _write(transform.output if transform.output.endswith("\n") else transform.output + "\n")
     saved = 100 * (1 - after / before) if before else 0.0
     key = f", key {transform.keys[0]}" if transform.keys else ""
     click.echo(
@@ -74,7 +72,19 @@ def retrieve_command(key: str, lines: str | None, grep: str | None) -> None:
             "(16 hex characters) and that HEADROOM_STORE points at the same store"
         )
     # A whole original is printed byte for byte; a slice is a list of lines, each ended.
-    sys.stdout.write(text + "\n" if lines or grep else text)
+    _write(text + "\n" if lines or grep else text)
+
+
+def _write(text: str) -> None:
+    """Text to stdout as the bytes it came from: input decoded with surrogateescape keeps
+    its undecodable bytes, whatever the terminal's encoding."""
+    try:
+        data = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate from a JSON escape, not from a file's bytes
+        data = text.encode("utf-8", "surrogatepass")
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
 
 
 def _read(source: str) -> str:

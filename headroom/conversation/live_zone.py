@@ -22,6 +22,7 @@ from typing import Any
 from headroom import messages as conversation
 from headroom.config import Settings
 from headroom.conversation import prefix
+from headroom.errors import StoreError
 from headroom.pipeline import Request, Transform, compress_payload
 from headroom.store.base import Store
 
@@ -55,8 +56,40 @@ def compress_turn(
     session: str | None = None,
     system: Any = None,
 ) -> Turn:
-    """Compress one turn of a session: new payloads once, earlier ones replayed."""
+    """Compress one turn of a session: new payloads once, earlier ones replayed.
+
+    If the store fails (unreachable, damaged notes), the turn fails open: the messages go
+    through as the client sent them, each payload marked as skipped with the reason."""
     found = conversation.read(messages)
+    try:
+        return _turn(messages, found, store, settings, model, session, system)
+    except StoreError as exc:
+        skipped = [
+            Transform(
+                p.location,
+                "unknown",
+                skipped="store unavailable",
+                error=str(exc),
+                model=model,
+                original=p.text,
+                output=p.text,
+            )
+            for p in found.payloads
+        ]
+        name = session or session_id(messages, system)
+        hashes = tuple(prefix.hash_message(m) for m in messages)
+        return Turn(name, list(messages), skipped, 0, [], hashes)
+
+
+def _turn(
+    messages: Sequence[Any],
+    found: conversation.Conversation,
+    store: Store,
+    settings: Settings,
+    model: str | None,
+    session: str | None,
+    system: Any,
+) -> Turn:
     name = session or session_id(messages, system)
     client = [prefix.hash_message(m) for m in messages]
     previous = prefix.load(store, name)
@@ -79,11 +112,10 @@ def compress_turn(
 
 
 def _identity(payload: conversation.Payload, client: Sequence[prefix.MessageHash]) -> str:
-    """The content identity of a payload: the hash of the block holding it (or of its
-    message, for string content), already computed for the prefix tracker."""
-    message = client[payload.location[0]]
+    """The content identity of a payload: the hash of the block holding it (of its message,
+    for OpenAI), already computed for the prefix tracker."""
     block = payload.location[1] if len(payload.location) > 2 else -1
-    return message.blocks[block] if block >= 0 and message.blocks else message.whole
+    return prefix.identity(client, payload.location[0], block)
 
 
 def _decide(
@@ -128,7 +160,10 @@ def origin(store: Store, key: str) -> tuple[str, str] | None:
     raw = store.recall(f"origin:{key}")
     if raw is None:
         return None
-    session, kind = json.loads(raw)
+    try:
+        session, kind = json.loads(raw)
+    except (ValueError, TypeError):
+        return None  # only statistics hang on it: a damaged note counts as unknown
     return str(session), str(kind)
 
 
@@ -153,9 +188,14 @@ def _encode(transform: Transform) -> str:
 
 
 def _replay(raw: str, payload: conversation.Payload, store: Store, model: str | None) -> Transform:
-    data = json.loads(raw)
-    store.touch(data["keys"])  # forwarding an output that names keys is a use of them
-    output = payload.text if data["output"] is None else data["output"]
-    return Transform(payload.location, data["kind"], data["language"], tuple(data["keys"]),
-                     data["skipped"], data["error"], model, payload.text, output,
-                     replayed=True)  # fmt: skip
+    try:
+        data = json.loads(raw)
+        keys = tuple(str(key) for key in data["keys"])
+        output = payload.text if data["output"] is None else str(data["output"])
+        transform = Transform(payload.location, data["kind"], data["language"], keys,
+                              data["skipped"], data["error"], model, payload.text, output,
+                              replayed=True)  # fmt: skip
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreError(f"a remembered decision is damaged ({exc})") from exc
+    store.touch(keys)  # forwarding an output that names keys is a use of them
+    return transform

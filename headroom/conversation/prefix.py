@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from headroom.errors import StoreError
 from headroom.store.base import Store
 
 _HASH = 16
@@ -94,13 +95,26 @@ def hash_message(message: Mapping[str, Any]) -> MessageHash:
     return MessageHash(digest({**message, "content": list(blocks)}), blocks)
 
 
+def identity(client: Sequence[MessageHash], message: int, block: int) -> str:
+    """The hash of a content block of the client's messages, or of the whole message when
+    `block` is -1 (string content, or an OpenAI tool message)."""
+    hashes = client[message]
+    return hashes.blocks[block] if block >= 0 and hashes.blocks else hashes.whole
+
+
 def load(store: Store, session: str) -> Record | None:
     raw = store.recall(f"prefix:{session}")
     if raw is None:
         return None
-    data = json.loads(raw)
-    client = tuple(MessageHash(whole, tuple(blocks)) for whole, blocks in data["client"])
-    return Record(client, tuple(data["forwarded"]))
+    try:
+        data = json.loads(raw)
+        client = tuple(MessageHash(whole, tuple(blocks)) for whole, blocks in data["client"])
+        return Record(client, tuple(data["forwarded"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreError(
+            f"the prefix record of session {session!r} is damaged ({exc}); "
+            "it is rebuilt on the next turn once `headroom store purge --all` clears it"
+        ) from exc
 
 
 def save(store: Store, session: str, record: Record) -> None:

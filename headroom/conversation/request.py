@@ -62,6 +62,7 @@ def prepare(
     messages = body.get("messages")
     if not isinstance(messages, list):
         raise InvalidMessagesError("the request body has no 'messages' list")
+    conversation.read(messages)  # validates before anything else reads the messages
     system = body.get("system") if provider == "anthropic" else _openai_system(messages)
     name = session or session_id(messages, system)
     forwarded = dict(body)
@@ -96,7 +97,9 @@ def _fit(
 ) -> tuple[list[Any], budget.Trim | None]:
     """Messages trimmed to the budget (and the trim kept for later turns), if they exceed it."""
     model = body.get("model")
-    limit = settings.budget_tokens or budget.context_window(model) - settings.budget_reserve_tokens
+    window = budget.context_window(model if isinstance(model, str) else None)
+    # A reserve larger than a small model's window must still leave it a budget.
+    limit = settings.budget_tokens or max(window - settings.budget_reserve_tokens, window // 2)
     estimate = _estimate(messages, turn.frozen, previous_input_tokens, limit)
     if estimate <= limit:
         return messages, None

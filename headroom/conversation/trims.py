@@ -14,16 +14,12 @@ from typing import Any
 
 from headroom.conversation import prefix
 from headroom.conversation.budget import Stub
+from headroom.errors import StoreError
 from headroom.store.base import Store
 
 
 def _note(session: str) -> str:
     return f"trims:{session}"
-
-
-def _identity(client: Sequence[prefix.MessageHash], message: int, block: int) -> str:
-    hashes = client[message]
-    return hashes.blocks[block] if block >= 0 and hashes.blocks else hashes.whole
 
 
 def remember(
@@ -36,7 +32,7 @@ def remember(
     """Keep the stubs of a trim (added to the session's earlier ones)."""
     kept = _load(store, session)
     for stub in stubs:
-        kept[_identity(client, stub.message, stub.block)] = _content(
+        kept[prefix.identity(client, stub.message, stub.block)] = _content(
             messages[stub.message], stub.block
         )
     store.remember(_note(session), json.dumps(kept, ensure_ascii=False))
@@ -52,19 +48,24 @@ def replay(
     result = list(messages)
     for index, message in enumerate(messages):
         content = message.get("content")
-        if isinstance(content, list):
+        if client[index].whole in kept:  # a whole message's content was stubbed (OpenAI tool)
+            result[index] = _with_content(message, -1, kept[client[index].whole])
+        elif isinstance(content, list):
             for block, _ in enumerate(content):
-                stub = kept.get(_identity(client, index, block))
+                stub = kept.get(prefix.identity(client, index, block))
                 if stub is not None:
                     result[index] = _with_content(result[index], block, stub)
-        elif client[index].whole in kept:
-            result[index] = _with_content(message, -1, kept[client[index].whole])
     return result
 
 
 def _load(store: Store, session: str) -> dict[str, Any]:
     raw = store.recall(_note(session))
-    loaded: dict[str, Any] = json.loads(raw) if raw else {}
+    try:
+        loaded = json.loads(raw) if raw else {}
+    except ValueError as exc:
+        raise StoreError(f"the budget trims of session {session!r} are damaged ({exc})") from exc
+    if not isinstance(loaded, dict):
+        raise StoreError(f"the budget trims of session {session!r} are damaged (not an object)")
     return loaded
 
 

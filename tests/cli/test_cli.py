@@ -117,3 +117,24 @@ def test_non_utf8_bytes_round_trip_through_compress_and_retrieve(
         capture_output=True, env=env, timeout=120,
     )  # fmt: skip
     assert back.stdout == data
+
+
+def test_retrieve_writes_the_original_bytes_under_a_strict_utf8_stdout(
+    headroom_home: Path, tmp_path: Path
+) -> None:
+    data = "".join(f"INFO caf\xe9 order {i} served\n" for i in range(400)).encode("latin-1")
+    source = tmp_path / "latin1.log"
+    source.write_bytes(data)
+    env = {**os.environ, "HEADROOM_HOME": str(headroom_home), "PYTHONIOENCODING": "utf-8"}
+    done = subprocess.run(
+        [sys.executable, "-m", "headroom.cli", "compress", str(source)],
+        capture_output=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    key = done.stderr.decode().rsplit("key ", 1)[1].strip().rstrip(")")
+    back = subprocess.run(
+        [sys.executable, "-m", "headroom.cli", "retrieve", key],
+        capture_output=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert back.returncode == 0, back.stderr
+    assert back.stdout == data

@@ -250,3 +250,31 @@ def test_a_reported_usage_is_billed_as_reported() -> None:
     [session] = load_ledger(store).sessions()
     assert session.simulated_turns == 0
     assert session.usage.read == 2000
+
+
+def test_a_small_window_model_still_gets_a_positive_budget() -> None:
+    body = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}
+    prepared = prepare(body, "openai", open_store("memory://"), Settings())
+    assert prepared.trim is None
+
+
+def test_openai_tool_messages_with_list_content_keep_their_stubs() -> None:
+    store = open_store("memory://")
+    settings = Settings(budget_tokens=12_000, min_tokens=10**9)
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Why does the decoder fail?"}]
+    forwarded = []
+    modules = ["json/decoder.py", "json/encoder.py", "email/utils.py", "http/cookies.py",
+               "string.py", "textwrap.py", "shlex.py", "json/scanner.py", "glob.py", "fnmatch.py"]  # fmt: skip
+    for number, module in enumerate(modules):
+        text = (STDLIB / module).read_text() if number < 5 else "short"
+        messages.append({"role": "assistant", "content": None, "tool_calls": [{"id": f"c{number}",
+            "type": "function", "function": {"name": "shell", "arguments": "{}"}}]})  # fmt: skip
+        messages.append({"role": "tool", "tool_call_id": f"c{number}",
+                         "content": [{"type": "text", "text": text}]})  # fmt: skip
+        body = {"model": "gpt-4o", "messages": copy.deepcopy(messages)}
+        forwarded.append(prepare(body, "openai", store, settings, session="o"))
+    trimmed = [n for n, p in enumerate(forwarded) if p.trim is not None and p.trim.stubbed]
+    assert trimmed and len(forwarded) - trimmed[-1] >= 3
+    for before, after in itertools.pairwise(forwarded[trimmed[-1] :]):
+        sent = len(before.body["messages"])
+        assert canonical(after.body["messages"][:sent]) == canonical(before.body["messages"])
