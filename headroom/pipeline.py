@@ -17,6 +17,8 @@ from headroom.config import Settings
 from headroom.router import Hints, Route, route
 from headroom.store.base import Store
 
+_PLACEHOLDER_KEY = "0" * 16
+
 
 @dataclass(frozen=True)
 class Transform:
@@ -108,13 +110,18 @@ def compress_payload(
         return leave(chosen.kind, "compressor found nothing to drop", chosen)
     if len(rendered) >= len(text):
         return leave(chosen.kind, "output would not be smaller", chosen)
-    key = store.put(text)
-    output = markers.header(key, chosen.kind, text.count("\n") + 1) + "\n" + rendered
+    header = markers.header(_PLACEHOLDER_KEY, chosen.kind, text.count("\n") + 1)
     # Characters are a cheap proxy; count tokens only when the gain is small enough to doubt.
-    close = len(output) * 10 > len(text) * 7
-    if len(output) >= len(text) or (
-        close and tokens.count(output, model) >= tokens.count(text, model)
+    # The check runs before the original is stored, so a refused output leaves nothing behind.
+    draft = header + "\n" + rendered
+    close = len(draft) * 10 > len(text) * 7
+    if len(draft) >= len(text) or (
+        close and tokens.count(draft, model) >= tokens.count(text, model)
     ):
+        return leave(chosen.kind, "output would not be smaller", chosen)
+    key = store.put(text)
+    output = header.replace(_PLACEHOLDER_KEY, key, 1) + "\n" + rendered
+    if len(output) >= len(text):  # a longer key, on a hash collision, can tip the balance
         return leave(chosen.kind, "output would not be smaller", chosen)
     keys = (key, *(k for k in markers.keys_in(rendered) if k != key))
     return Transform(

@@ -10,17 +10,16 @@ import click
 
 from headroom import tokens
 from headroom.api import retrieve, store_for
+from headroom.compressors import BUILTINS
 from headroom.config import Settings
 from headroom.pipeline import Request, compress_payload
 from headroom.router import Hints
-
-KINDS = ("log", "json", "code", "search", "diff", "html", "prose")
 
 
 @click.command("compress")
 @click.argument("source", default="-", type=click.Path(allow_dash=True, dir_okay=False))
 @click.option(
-    "--kind", type=click.Choice(KINDS), help="Skip the router: treat the input as this kind."
+    "--kind", type=click.Choice(BUILTINS), help="Skip the router: treat the input as this kind."
 )
 @click.option("--query", default="", help="The question the output should serve.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of the text.")

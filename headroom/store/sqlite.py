@@ -213,7 +213,7 @@ class SQLiteStore:
         with self._transaction("keep a note") as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO notes VALUES (?, ?, ?)",
-                (name, encode(value), self._clock()),
+                (name, pack(encode(value)), self._clock()),
             )
 
     def recall(self, name: str) -> str | None:
@@ -225,8 +225,7 @@ class SQLiteStore:
             if row is None or row[1] <= now - self.ttl:
                 return None
             conn.execute("UPDATE notes SET last_used = ? WHERE name = ?", (now, name))
-        value: bytes = row[0]
-        return value.decode("utf-8", "surrogatepass")
+        return unpack(row[0], f"note {name}", self.path)
 
     def stats(self) -> StoreStats:
         with self._transaction("read the stats") as conn:
