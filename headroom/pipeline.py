@@ -85,18 +85,9 @@ def compress_payload(
     chosen = route(body, request.hints)
     if request.kind and request.kind != chosen.kind:
         chosen = Route(request.kind, chosen.language)
-    if read and request.ranged_read:
-        return leave(chosen.kind, "read of an explicit line range", chosen)
-    if request.edited:
-        return leave(chosen.kind, "read of a file the session edited", chosen)
-    if (
-        read
-        and chosen.kind == "code"
-        and not tokens.at_least(body, settings.read_whole_below_tokens, model)
-    ):
-        return leave(
-            chosen.kind, f"source file under {settings.read_whole_below_tokens} tokens", chosen
-        )
+    reason = _keep_whole(request, read is not None, chosen, body, settings, model)
+    if reason:
+        return leave(chosen.kind, reason, chosen)
     compressor = get(chosen.kind)
     if compressor is None:
         return leave(chosen.kind, "no compressor for this kind", chosen)
@@ -127,6 +118,25 @@ def compress_payload(
     return Transform(
         request.location, chosen.kind, chosen.language, keys, None, None, model, text, output
     )
+
+
+def _keep_whole(
+    request: Request,
+    numbered_read: bool,
+    chosen: Route,
+    body: str,
+    settings: Settings,
+    model: str | None,
+) -> str | None:
+    """Why a file read stays whole, if it does: the agent is likely to edit what it reads."""
+    if numbered_read and request.ranged_read:
+        return "read of an explicit line range"
+    if request.edited:
+        return "read of a file the session edited"
+    limit = settings.read_whole_below_tokens
+    if numbered_read and chosen.kind == "code" and not tokens.at_least(body, limit, model):
+        return f"source file under {limit} tokens"
+    return None
 
 
 def _render(result: Compressed, read: numbered.NumberedRead | None) -> str:
