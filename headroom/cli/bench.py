@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -33,9 +34,7 @@ def bench(corpus_dir: Path, as_json: bool, sessions: bool) -> None:
 
     def progress(records: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         items = list(records)
-        with click.progressbar(
-            items, label="compressing", file=click.get_text_stream("stderr")
-        ) as bar:
+        with click.progressbar(items, label="compressing", file=sys.stderr) as bar:
             yield from bar
 
     results = corpus.run(corpus_dir, progress)
@@ -50,9 +49,7 @@ def bench(corpus_dir: Path, as_json: bool, sessions: bool) -> None:
 
 def _sessions(corpus_dir: Path, as_json: bool) -> None:
     def progress(items: list[session_bench.Session]) -> Iterator[session_bench.Session]:
-        with click.progressbar(
-            items, label="replaying", file=click.get_text_stream("stderr")
-        ) as bar:
+        with click.progressbar(items, label="replaying", file=sys.stderr) as bar:
             yield from bar
 
     with tempfile.TemporaryDirectory(prefix="headroom-sessions-") as home:
