@@ -48,6 +48,12 @@ class Settings:
     move_volatile: bool = False
     """Move volatile system-prompt lines (dates, git status) to its end; opt-in, as it
     changes the prompt the client wrote."""
+    host: str = "127.0.0.1"
+    """The address the proxy listens on."""
+    port: int = 8787
+    """The port the proxy listens on."""
+    anthropic_url: str = "https://api.anthropic.com"
+    """The Anthropic API's base URL, as its SDK takes it; the proxy forwards there."""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

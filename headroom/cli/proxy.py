@@ -1,0 +1,40 @@
+"""`headroom proxy`: serve the HTTP proxy; flags override their `HEADROOM_*` twins."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import click
+
+from headroom.config import MODES, Settings
+
+
+@click.command("proxy")
+@click.option("--host", default=None, help="Address to listen on (HEADROOM_HOST, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to listen on (HEADROOM_PORT, 8787).")
+@click.option("--mode", type=click.Choice(MODES), default=None, help="cache or token.")
+@click.option("--store", default=None, help="Store URL, e.g. sqlite:////abs/path.db or memory://.")
+@click.option("--anthropic-url", default=None, help="Anthropic API base URL to forward to.")
+def proxy_command(
+    host: str | None,
+    port: int | None,
+    mode: str | None,
+    store: str | None,
+    anthropic_url: str | None,
+) -> None:
+    """Serve the proxy; point ANTHROPIC_BASE_URL at it."""
+    import uvicorn
+
+    from headroom.proxy import create_app
+
+    settings = settings_with(
+        host=host, port=port, mode=mode, store=store, anthropic_url=anthropic_url
+    )
+    click.echo(f"headroom proxy on http://{settings.host}:{settings.port}", err=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, ws="none")
+
+
+def settings_with(**flags: object) -> Settings:
+    """The environment's settings with each flag that was given laid over its twin."""
+    given = {name: value for name, value in flags.items() if value is not None}
+    return replace(Settings.from_env(), **given)  # type: ignore[arg-type]

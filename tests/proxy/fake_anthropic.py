@@ -1,0 +1,152 @@
+"""A fake Anthropic API on the wire: answers as the real one does (Messages JSON, the SSE
+event sequence, error bodies and statuses) and records every request it receives.
+
+The model name picks the behaviour: `rate-limited` answers 429 with `retry-after`; any
+request carrying `tools` gets a `tool_use` answer until it holds two tool results.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+ANSWER = "The answer is 42."
+TOOLS = ("json", "email", "http")
+
+
+@dataclass
+class Received:
+    """One request as the fake saw it."""
+
+    path: str
+    headers: dict[str, str]
+    raw: bytes
+
+    @property
+    def body(self) -> Any:
+        return json.loads(self.raw)
+
+
+@dataclass
+class Fake:
+    """The fake API and what it has received."""
+
+    received: list[Received] = field(default_factory=list)
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/livez", self.livez, methods=["GET"]),
+                Route("/v1/messages", self.messages, methods=["POST"]),
+                Route("/v1/messages/count_tokens", self.count_tokens, methods=["POST"]),
+            ]
+        )
+
+    async def livez(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def _record(self, request: Request) -> Any:
+        raw = await request.body()
+        self.received.append(Received(request.url.path, dict(request.headers), raw))
+        return json.loads(raw)
+
+    async def count_tokens(self, request: Request) -> Response:
+        body = await self._record(request)
+        return JSONResponse({"input_tokens": len(json.dumps(body["messages"])) // 4})
+
+    async def messages(self, request: Request) -> Response:
+        body = await self._record(request)
+        if body["model"] == "rate-limited":
+            return rate_limited()
+        content = answer_content(body)
+        usage = {"input_tokens": len(json.dumps(body["messages"])) // 4, "output_tokens": 7}
+        if body.get("stream"):
+            return StreamingResponse(events(body["model"], usage), media_type="text/event-stream")
+        stop = "tool_use" if content[0]["type"] == "tool_use" else "end_turn"
+        return JSONResponse(message(body["model"], content, stop, usage), headers=REQUEST_ID)
+
+
+REQUEST_ID = {"request-id": "req_fake0001"}
+
+
+def rate_limited() -> Response:
+    error = {
+        "type": "rate_limit_error",
+        "message": "Number of request tokens has exceeded your per-minute rate limit",
+    }
+    body = {"type": "error", "error": error, "request_id": "req_fake0002"}
+    return JSONResponse(body, status_code=429, headers={"retry-after": "17", **REQUEST_ID})
+
+
+def answer_content(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A tool call while the conversation has fewer than two tool results, then text."""
+    results = sum(
+        1
+        for m in body["messages"]
+        if isinstance(m["content"], list)
+        for block in m["content"]
+        if block.get("type") == "tool_result"
+    )
+    if body.get("tools") and results < 2:
+        command = f"grep -rn def {TOOLS[results]}"
+        return [
+            {
+                "type": "tool_use",
+                "id": f"toolu_{results + 1:04d}",
+                "name": "Bash",
+                "input": {"command": command},
+            }
+        ]
+    return [{"type": "text", "text": ANSWER}]
+
+
+def message(model: str, content: list[Any], stop: str, usage: dict[str, int]) -> dict[str, Any]:
+    return {
+        "id": "msg_fake0001",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": {**usage, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+    }
+
+
+async def events(model: str, usage: dict[str, int]) -> AsyncIterator[bytes]:
+    """The real SSE sequence for a text answer, in a few deltas."""
+    start = message(model, [], "", {**usage, "output_tokens": 1})
+    start["stop_reason"] = None
+    yield sse("message_start", {"type": "message_start", "message": start})
+    block = {"type": "text", "text": ""}
+    yield sse(
+        "content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}
+    )
+    yield sse("ping", {"type": "ping"})
+    for piece in ("The answer", " is", " 42."):
+        delta = {"type": "text_delta", "text": piece}
+        yield sse(
+            "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}
+        )
+    yield sse("content_block_stop", {"type": "content_block_stop", "index": 0})
+    stop = {"stop_reason": "end_turn", "stop_sequence": None}
+    yield sse(
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": stop,
+            "usage": {"output_tokens": usage["output_tokens"]},
+        },
+    )
+    yield sse("message_stop", {"type": "message_stop"})
+
+
+def sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
