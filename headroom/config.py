@@ -54,6 +54,11 @@ class Settings:
     """The port the proxy listens on."""
     anthropic_url: str = "https://api.anthropic.com"
     """The Anthropic API's base URL, as its SDK takes it; the proxy forwards there."""
+    openai_url: str = "https://api.openai.com/v1"
+    admin_token: str = ""
+    """When set, the admin endpoints (retrieve, compress, stats, metrics) answer anyone who
+    sends it as a bearer token; when empty, loopback clients only."""
+    """The OpenAI API's base URL, as its SDK takes it (with `/v1`); the proxy forwards there."""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

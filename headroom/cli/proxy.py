@@ -15,20 +15,30 @@ from headroom.config import MODES, Settings
 @click.option("--mode", type=click.Choice(MODES), default=None, help="cache or token.")
 @click.option("--store", default=None, help="Store URL, e.g. sqlite:////abs/path.db or memory://.")
 @click.option("--anthropic-url", default=None, help="Anthropic API base URL to forward to.")
+@click.option("--openai-url", default=None, help="OpenAI API base URL (with /v1) to forward to.")
+@click.option("--admin-token", default=None, help="Bearer token for the admin endpoints.")
 def proxy_command(
     host: str | None,
     port: int | None,
     mode: str | None,
     store: str | None,
     anthropic_url: str | None,
+    openai_url: str | None,
+    admin_token: str | None,
 ) -> None:
-    """Serve the proxy; point ANTHROPIC_BASE_URL at it."""
+    """Serve the proxy; point ANTHROPIC_BASE_URL (or OPENAI_BASE_URL, with /v1) at it."""
     import uvicorn
 
     from headroom.proxy import create_app
 
     settings = settings_with(
-        host=host, port=port, mode=mode, store=store, anthropic_url=anthropic_url
+        host=host,
+        port=port,
+        mode=mode,
+        store=store,
+        anthropic_url=anthropic_url,
+        openai_url=openai_url,
+        admin_token=admin_token,
     )
     click.echo(f"headroom proxy on http://{settings.host}:{settings.port}", err=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, ws="none")

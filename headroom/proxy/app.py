@@ -1,5 +1,12 @@
-"""The proxy's ASGI app: health endpoints, the Anthropic adapter, and one upstream HTTP
-client per app, opened at startup and closed at shutdown."""
+"""The proxy's ASGI app: health endpoints, the Anthropic and OpenAI adapters, and one
+upstream HTTP client per app, opened at startup and closed at shutdown.
+
+Routes: `POST /v1/messages` is Anthropic's; `POST /v1/chat/completions` and
+`POST /v1/responses` are OpenAI's. Every other path is passed through to the upstream its
+auth header names: `authorization: Bearer ...` with neither `x-api-key` nor
+`anthropic-version` (which every Anthropic SDK sends, OAuth clients included) goes to
+OpenAI; anything else goes to Anthropic.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +18,13 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from headroom.api import store_for
 from headroom.config import Settings
+from headroom.proxy import admin
 from headroom.proxy.anthropic import Anthropic
+from headroom.proxy.openai import OpenAI
 from headroom.store.base import Store
 
 TIMEOUT = httpx.Timeout(600.0, connect=10.0)
@@ -27,6 +37,41 @@ async def ok(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+def is_openai(request: Request) -> bool:
+    """Whether a request for a path no adapter claims belongs to OpenAI, by its auth header."""
+    headers = request.headers
+    bearer = headers.get("authorization", "").lower().startswith("bearer ")
+    return bearer and "x-api-key" not in headers and "anthropic-version" not in headers
+
+
+_PROVIDERS = {
+    "/v1/messages": "anthropic",
+    "/v1/chat/completions": "openai",
+    "/v1/responses": "openai",
+}
+
+
+class CountRequests:
+    """ASGI middleware: each HTTP request counted in the metrics by provider and status."""
+
+    def __init__(self, app: ASGIApp, metrics: admin.Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        provider = _PROVIDERS.get(scope["path"], "other")
+
+        async def counted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.metrics.request(provider, message["status"])
+            await send(message)
+
+        await self.app(scope, receive, counted)
+
+
 def create_app(
     settings: Settings,
     store: Store | None = None,
@@ -35,7 +80,15 @@ def create_app(
     """The proxy app for these settings; `store` defaults to the settings' store and
     `transport` to the network (tests may pass another)."""
     client = httpx.AsyncClient(transport=transport, timeout=TIMEOUT, follow_redirects=False)
-    adapter = Anthropic(client, store or store_for(settings), settings)
+    chosen = store or store_for(settings)
+    metrics = admin.Metrics()
+    adapter = Anthropic(client, chosen, settings)
+    openai = OpenAI(client, chosen, settings)
+
+    async def passthrough(request: Request) -> Response:
+        if is_openai(request):
+            return await openai.passthrough(request)
+        return await adapter.passthrough(request)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -46,6 +99,11 @@ def create_app(
         Route("/livez", ok, methods=["GET"]),
         Route("/readyz", ok, methods=["GET"]),
         Route("/v1/messages", adapter.messages, methods=["POST"]),
-        Route("/{path:path}", adapter.passthrough, methods=METHODS),
+        Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
+        Route("/v1/responses", openai.passthrough, methods=["POST"]),
+        *admin.routes(chosen, settings, settings.admin_token or None, metrics),
+        Route("/{path:path}", passthrough, methods=METHODS),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(CountRequests, metrics=metrics)
+    return app

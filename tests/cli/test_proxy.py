@@ -20,3 +20,16 @@ def test_a_flag_overrides_its_environment_twin(monkeypatch: pytest.MonkeyPatch) 
 def test_a_bad_mode_flag_fails_loudly() -> None:
     with pytest.raises(ConfigError, match="mode"):
         settings_with(mode="fast")
+
+
+def test_the_openai_url_flag_lays_over_its_twin(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from headroom.cli.proxy import proxy_command
+
+    assert settings_with().openai_url == "https://api.openai.com/v1"
+    monkeypatch.setenv("HEADROOM_OPENAI_URL", "http://127.0.0.1:1/v1")
+    assert settings_with().openai_url == "http://127.0.0.1:1/v1"
+    assert settings_with(openai_url="http://127.0.0.1:2/v1").openai_url == "http://127.0.0.1:2/v1"
+    result = CliRunner().invoke(proxy_command, ["--help"])
+    assert "--openai-url" in result.output

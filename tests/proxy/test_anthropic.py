@@ -167,3 +167,12 @@ def test_an_unreachable_upstream_gets_a_502_in_anthropics_shape() -> None:
         stop(served)
     assert response.status_code == 502
     assert response.json()["error"]["type"] == "api_error"
+
+
+def test_metrics_and_retrieve_are_served_on_loopback(proxy_url: str) -> None:
+    httpx.post(f"{proxy_url}/v1/messages", content=b'{"model": ', timeout=10)
+    metrics = httpx.get(f"{proxy_url}/metrics", timeout=10)
+    assert metrics.status_code == 200
+    assert 'headroom_requests_total{provider="anthropic",status="400"} 1' in metrics.text
+    missing = httpx.get(f"{proxy_url}/v1/retrieve/0123456789abcdef", timeout=10)
+    assert missing.status_code == 404
