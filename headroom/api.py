@@ -91,7 +91,14 @@ def retrieve(
     lines matching a regular expression, each prefixed with its line number.
     Raises ExpiredKeyError for a key whose original has expired.
     """
-    store = store_for(config or Settings.from_env())
+    return retrieve_from(store_for(config or Settings.from_env()), key, lines, grep)
+
+
+def retrieve_from(
+    store: Store, key: str, lines: str | None = None, grep: str | None = None
+) -> str | None:
+    """`retrieve` against a given store (the proxy's, say); the retrieval is counted in the
+    ledger against the session and kind that stored the key."""
     key = key.strip().lower()
     text = store.get(key)
     if text is None:

@@ -24,11 +24,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from headroom.api import grep_lines, slice_lines
+from headroom.api import retrieve_from
 from headroom.compressors import kinds
 from headroom.config import Settings
-from headroom.conversation.accounts import load_ledger, update_ledger
-from headroom.conversation.live_zone import origin
+from headroom.conversation.accounts import load_ledger
 from headroom.errors import ConfigError, ExpiredKeyError, StoreError
 from headroom.pipeline import Request as Payload
 from headroom.pipeline import compress_payload
@@ -162,7 +161,7 @@ def routes(
         lines = request.query_params.get("lines")
         grep = request.query_params.get("grep")
         try:
-            content = await run_in_threadpool(_retrieve, store, key, lines, grep)
+            content = await run_in_threadpool(retrieve_from, store, key, lines, grep)
         except ExpiredKeyError as exc:
             return error(410, "expired", str(exc))
         except ConfigError as exc:
@@ -220,29 +219,6 @@ def routes(
         Route("/stats", guarded(stats), methods=["GET"]),
         Route("/metrics", guarded(metrics_text), methods=["GET"]),
     ]
-
-
-def _retrieve(store: Store, key: str, lines: str | None, grep: str | None) -> str | None:
-    text = store.get(key)
-    if text is None:
-        return None
-    if lines:
-        text = slice_lines(text, lines)
-    if grep:
-        text = grep_lines(text, grep)
-    _count_retrieval(store, key)
-    return text
-
-
-def _count_retrieval(store: Store, key: str) -> None:
-    """Counts a retrieval against the session and kind that stored the key (best effort)."""
-    try:
-        source = origin(store, key)
-        if source is not None:
-            session, kind = source
-            update_ledger(store, session, lambda ledger: ledger.record_retrieval(session, kind))
-    except StoreError:
-        pass
 
 
 def _check_compress(body: Any) -> str | None:
