@@ -1,93 +1,28 @@
-"""The Anthropic adapter: `POST /v1/messages` (streaming or not) goes through the
-conversation layer; every other path is passed through byte for byte.
-
-A body that is not a JSON object, or whose messages headroom cannot read, gets a 400 in
-Anthropic's own error shape; any other headroom failure forwards the client's body as it
-came (fail open). The turn is accounted after the client has the whole answer.
+"""Anthropic as a `Provider`: its error shape, where `usage` sits in a Messages answer (JSON
+or SSE), and how a client names its session (`x-headroom-session-id`, or Claude Code's own
+`x-claude-code-session-id`). `POST /v1/messages` is the conversation endpoint.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-import httpx
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 
-from headroom.config import Settings
-from headroom.conversation.request import Prepared, account, prepare
-from headroom.errors import HeadroomError, InvalidMessagesError
-from headroom.proxy import upstream
-from headroom.store.base import Store
+from headroom.proxy.adapter import Provider
 
 SESSION_HEADERS = ("x-headroom-session-id", "x-claude-code-session-id")
 COMPACTING_CLIENTS = ("claude-cli", "claude-code")
 
 
-@dataclass(frozen=True)
-class Anthropic:
-    """The adapter's endpoints, bound to one upstream client, store and settings."""
-
-    client: httpx.AsyncClient
-    store: Store
-    settings: Settings
-
-    async def messages(self, request: Request) -> Response:
-        """`POST /v1/messages`: compress, forward, relay, then account."""
-        raw = await request.body()
-        if request.headers.get("x-headroom-bypass", "").lower() == "true":
-            return await self._send(request, raw)
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            return error(400, "invalid_request_error", f"the request body is not JSON: {exc}")
-        if not isinstance(body, dict):
-            return error(400, "invalid_request_error", "the request body must be a JSON object")
-        try:
-            prepared = await run_in_threadpool(self._prepare, body, request)
-        except InvalidMessagesError as exc:
-            return error(400, "invalid_request_error", str(exc))
-        except HeadroomError:
-            return await self._send(request, raw)
-        # ASCII JSON: lone surrogates from the client's escapes stay escapes, never bad UTF-8.
-        forwarded = json.dumps(prepared.body).encode()
-
-        def finished(answer: bytes) -> None:
-            self._account(body, prepared, answer)
-
-        return await self._send(request, forwarded, finished)
-
-    async def passthrough(self, request: Request) -> Response:
-        """Any other path: the client's bytes upstream, the upstream's bytes back."""
-        return await self._send(request, await request.body())
-
-    def _prepare(self, body: dict[str, Any], request: Request) -> Prepared:
-        session = next((request.headers[h] for h in SESSION_HEADERS if h in request.headers), None)
-        agent = request.headers.get("user-agent", "").lower()
-        compacts = any(name in agent for name in COMPACTING_CLIENTS)
-        return prepare(
-            body, "anthropic", self.store, self.settings, session=session, client_compacts=compacts
-        )
-
-    async def _send(
-        self, request: Request, content: bytes, finished: upstream.Finished | None = None
-    ) -> Response:
-        url = upstream.target(self.settings.anthropic_url, request)
-        try:
-            return await upstream.relay(self.client, request, url, content, finished)
-        except httpx.TransportError as exc:
-            message = f"headroom could not reach {self.settings.anthropic_url}: {exc!r}; check --anthropic-url and the network"
-            return error(502, "api_error", message)
-
-    def _account(self, body: Mapping[str, Any], prepared: Prepared, answer: bytes) -> None:
-        # The ledger never stands between a client and its answer.
-        with contextlib.suppress(HeadroomError):
-            account(self.store, body, prepared, usage_of(answer))
+def client_context(request: Request) -> tuple[str | None, bool]:
+    """The session a client names in its headers, and whether it is a client that compacts
+    its own context (Claude Code)."""
+    session = next((request.headers[h] for h in SESSION_HEADERS if h in request.headers), None)
+    agent = request.headers.get("user-agent", "").lower()
+    return session, any(name in agent for name in COMPACTING_CLIENTS)
 
 
 def error(status: int, kind: str, message: str) -> JSONResponse:
@@ -123,3 +58,14 @@ def usage_of(answer: bytes) -> dict[str, Any] | None:
         elif event.get("type") == "message_delta":
             found.update(event.get("usage") or {})
     return found or None
+
+
+ANTHROPIC = Provider(
+    name="anthropic",
+    url_setting="anthropic_url",
+    invalid_request="invalid_request_error",
+    unreachable="api_error",
+    error=error,
+    usage_of=usage_of,
+    client_context=client_context,
+)

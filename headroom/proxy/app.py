@@ -23,8 +23,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from headroom.api import store_for
 from headroom.config import Settings
 from headroom.proxy import admin
-from headroom.proxy.anthropic import Anthropic
-from headroom.proxy.openai import OpenAI
+from headroom.proxy.adapter import Adapter
+from headroom.proxy.anthropic import ANTHROPIC
+from headroom.proxy.openai import OPENAI
 from headroom.store.base import Store
 
 TIMEOUT = httpx.Timeout(600.0, connect=10.0)
@@ -82,13 +83,13 @@ def create_app(
     client = httpx.AsyncClient(transport=transport, timeout=TIMEOUT, follow_redirects=False)
     chosen = store or store_for(settings)
     metrics = admin.Metrics()
-    adapter = Anthropic(client, chosen, settings)
-    openai = OpenAI(client, chosen, settings)
+    anthropic = Adapter(client, chosen, settings, ANTHROPIC)
+    openai = Adapter(client, chosen, settings, OPENAI)
 
     async def passthrough(request: Request) -> Response:
         if is_openai(request):
             return await openai.passthrough(request)
-        return await adapter.passthrough(request)
+        return await anthropic.passthrough(request)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -98,8 +99,8 @@ def create_app(
     routes = [
         Route("/livez", ok, methods=["GET"]),
         Route("/readyz", ok, methods=["GET"]),
-        Route("/v1/messages", adapter.messages, methods=["POST"]),
-        Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
+        Route("/v1/messages", anthropic.compress, methods=["POST"]),
+        Route("/v1/chat/completions", openai.compress, methods=["POST"]),
         Route("/v1/responses", openai.passthrough, methods=["POST"]),
         *admin.routes(chosen, settings, settings.admin_token or None, metrics),
         Route("/{path:path}", passthrough, methods=METHODS),

@@ -1,5 +1,5 @@
-"""The OpenAI adapter: `POST /v1/chat/completions` (streaming or not) goes through the
-conversation layer; `POST /v1/responses` and every other OpenAI path is passed through
+"""OpenAI as a `Provider`: `POST /v1/chat/completions` (streaming or not) is the
+conversation endpoint; `POST /v1/responses` and every other OpenAI path is passed through
 byte for byte.
 
 The proxy's paths are the SDK's paths under `/v1`, and `openai_url` is the base URL as the
@@ -13,82 +13,20 @@ that carries it (sent when the client asks `stream_options.include_usage`).
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-import httpx
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 
-from headroom.config import Settings
-from headroom.conversation.request import Prepared, account, prepare
-from headroom.errors import HeadroomError, InvalidMessagesError
-from headroom.proxy import upstream
-from headroom.store.base import Store
+from headroom.proxy.adapter import Provider
 
 SESSION_HEADER = "x-headroom-session-id"
 
 
-@dataclass(frozen=True)
-class OpenAI:
-    """The adapter's endpoints, bound to one upstream client, store and settings."""
-
-    client: httpx.AsyncClient
-    store: Store
-    settings: Settings
-
-    async def chat_completions(self, request: Request) -> Response:
-        """`POST /v1/chat/completions`: compress, forward, relay, then account."""
-        raw = await request.body()
-        if request.headers.get("x-headroom-bypass", "").lower() == "true":
-            return await self._send(request, raw)
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            return error(400, "invalid_request_error", f"the request body is not JSON: {exc}")
-        if not isinstance(body, dict):
-            return error(400, "invalid_request_error", "the request body must be a JSON object")
-        session = request.headers.get(SESSION_HEADER)
-        try:
-            prepared = await run_in_threadpool(self._prepare, body, session)
-        except InvalidMessagesError as exc:
-            return error(400, "invalid_request_error", str(exc))
-        except HeadroomError:
-            return await self._send(request, raw)
-        # ASCII JSON: lone surrogates from the client's escapes stay escapes, never bad UTF-8.
-        forwarded = json.dumps(prepared.body).encode()
-
-        def finished(answer: bytes) -> None:
-            self._account(body, prepared, answer)
-
-        return await self._send(request, forwarded, finished)
-
-    async def passthrough(self, request: Request) -> Response:
-        """`POST /v1/responses` and any other OpenAI path: the client's bytes upstream, the
-        upstream's bytes back."""
-        return await self._send(request, await request.body())
-
-    def _prepare(self, body: dict[str, Any], session: str | None) -> Prepared:
-        return prepare(body, "openai", self.store, self.settings, session=session)
-
-    async def _send(
-        self, request: Request, content: bytes, finished: upstream.Finished | None = None
-    ) -> Response:
-        url = target(self.settings.openai_url, request)
-        try:
-            return await upstream.relay(self.client, request, url, content, finished)
-        except httpx.TransportError as exc:
-            message = f"headroom could not reach {self.settings.openai_url}: {exc!r}; check --openai-url and the network"
-            return error(502, "server_error", message)
-
-    def _account(self, body: Mapping[str, Any], prepared: Prepared, answer: bytes) -> None:
-        # The ledger never stands between a client and its answer.
-        with contextlib.suppress(HeadroomError):
-            account(self.store, body, prepared, usage_of(answer))
+def client_context(request: Request) -> tuple[str | None, bool]:
+    """The session a client names in its headers; OpenAI clients are not known to compact."""
+    return request.headers.get(SESSION_HEADER), False
 
 
 def target(base_url: str, request: Request) -> str:
@@ -132,3 +70,15 @@ def usage_of(answer: bytes) -> dict[str, Any] | None:
         if isinstance(usage, dict):
             found = usage
     return found
+
+
+OPENAI = Provider(
+    name="openai",
+    url_setting="openai_url",
+    invalid_request="invalid_request_error",
+    unreachable="server_error",
+    error=error,
+    usage_of=usage_of,
+    client_context=client_context,
+    target=target,
+)

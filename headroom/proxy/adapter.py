@@ -1,0 +1,116 @@
+"""A provider's endpoints, the same flow for every provider: a request whose body carries a
+conversation goes through the conversation layer, anything else is passed through byte for
+byte, and the turn is accounted after the client has the whole answer.
+
+What differs per provider (its upstream URL, error shape, where usage sits in an answer, how
+a client names its session) is a `Provider` value, defined beside each provider's own
+helpers (`anthropic.py`, `openai.py`). A body that is not a JSON object, or whose messages
+headroom cannot read, gets a 400 in the provider's error shape; any other headroom failure
+forwards the client's body as it came (fail open).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from headroom.config import Settings
+from headroom.conversation.request import Prepared, account, prepare
+from headroom.errors import HeadroomError, InvalidMessagesError
+from headroom.proxy import upstream
+from headroom.store.base import Store
+
+
+@dataclass(frozen=True)
+class Provider:
+    """What one provider's endpoints need to know about it."""
+
+    name: str
+    """The provider as `prepare` names it."""
+    url_setting: str
+    """The Settings field holding the upstream base URL."""
+    invalid_request: str
+    """The error type of a request headroom cannot read."""
+    unreachable: str
+    """The error type of an upstream that cannot be reached."""
+    error: Callable[[int, str, str], JSONResponse]
+    """An error response in the provider's shape: (status, type, message)."""
+    usage_of: Callable[[bytes], dict[str, Any] | None]
+    """The `usage` of a whole answer (JSON or SSE), if it has one."""
+    client_context: Callable[[Request], tuple[str | None, bool]]
+    """The session the client names, and whether it compacts its own context."""
+    target: Callable[[str, Request], str] = upstream.target
+    """The upstream URL of a request, from the base URL."""
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """One provider's endpoints, bound to the upstream client, store and settings."""
+
+    client: httpx.AsyncClient
+    store: Store
+    settings: Settings
+    provider: Provider
+
+    async def compress(self, request: Request) -> Response:
+        """A conversation request: compress, forward, relay, then account."""
+        raw = await request.body()
+        if request.headers.get("x-headroom-bypass", "").lower() == "true":
+            return await self._send(request, raw)
+        invalid = self.provider.invalid_request
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            return self.provider.error(400, invalid, f"the request body is not JSON: {exc}")
+        if not isinstance(body, dict):
+            return self.provider.error(400, invalid, "the request body must be a JSON object")
+        try:
+            prepared = await run_in_threadpool(self._prepare, body, request)
+        except InvalidMessagesError as exc:
+            return self.provider.error(400, invalid, str(exc))
+        except HeadroomError:
+            return await self._send(request, raw)
+        # ASCII JSON: lone surrogates from the client's escapes stay escapes, never bad UTF-8.
+        forwarded = json.dumps(prepared.body).encode()
+
+        def finished(answer: bytes) -> None:
+            self._account(body, prepared, answer)
+
+        return await self._send(request, forwarded, finished)
+
+    async def passthrough(self, request: Request) -> Response:
+        """Any other path: the client's bytes upstream, the upstream's bytes back."""
+        return await self._send(request, await request.body())
+
+    def _prepare(self, body: dict[str, Any], request: Request) -> Prepared:
+        session, compacts = self.provider.client_context(request)
+        return prepare(
+            body, self.provider.name, self.store, self.settings,
+            session=session, client_compacts=compacts,
+        )  # fmt: skip
+
+    async def _send(
+        self, request: Request, content: bytes, finished: upstream.Finished | None = None
+    ) -> Response:
+        base = str(getattr(self.settings, self.provider.url_setting))
+        try:
+            return await upstream.relay(
+                self.client, request, self.provider.target(base, request), content, finished
+            )
+        except httpx.TransportError as exc:
+            flag = "--" + self.provider.url_setting.replace("_", "-")
+            message = f"headroom could not reach {base}: {exc!r}; check {flag} and the network"
+            return self.provider.error(502, self.provider.unreachable, message)
+
+    def _account(self, body: Mapping[str, Any], prepared: Prepared, answer: bytes) -> None:
+        # The ledger never stands between a client and its answer.
+        with contextlib.suppress(HeadroomError):
+            account(self.store, body, prepared, self.provider.usage_of(answer))
