@@ -5,12 +5,12 @@ or SSE), and how a client names its session (`x-headroom-session-id`, or Claude 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from headroom.proxy import upstream
 from headroom.proxy.adapter import Provider
 
 SESSION_HEADERS = ("x-headroom-session-id", "x-claude-code-session-id")
@@ -33,30 +33,13 @@ def error(status: int, kind: str, message: str) -> JSONResponse:
 
 
 def usage_of(answer: bytes) -> dict[str, Any] | None:
-    """The `usage` of a Messages answer, JSON or SSE; None when there is none to read
-    (an error, a compressed body, a stream cut short)."""
-    text = answer.decode("utf-8", errors="replace").lstrip()
-    if text.startswith("{"):
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            return None
-        usage = parsed.get("usage") if isinstance(parsed, dict) else None
-        return usage if isinstance(usage, dict) else None
+    """The `usage` of a Messages answer, JSON or SSE (`message_start` carries the input
+    side, `message_delta` the output); None when there is none to read."""
     found: dict[str, Any] = {}
-    for line in text.splitlines():
-        if not line.startswith("data:"):
-            continue
-        try:
-            event = json.loads(line[5:])
-        except ValueError:
-            continue
-        if not isinstance(event, dict):
-            continue
-        if event.get("type") == "message_start":
-            found.update(event.get("message", {}).get("usage") or {})
-        elif event.get("type") == "message_delta":
-            found.update(event.get("usage") or {})
+    for event in upstream.answer_events(answer):
+        usage = (event.get("message") or {}) if event.get("type") == "message_start" else event
+        if isinstance(usage.get("usage"), dict):
+            found.update(usage["usage"])
     return found or None
 
 

@@ -13,12 +13,12 @@ that carries it (sent when the client asks `stream_options.include_usage`).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from headroom.proxy import upstream
 from headroom.proxy.adapter import Provider
 
 SESSION_HEADER = "x-headroom-session-id"
@@ -48,27 +48,11 @@ def error(status: int, kind: str, message: str) -> JSONResponse:
 
 def usage_of(answer: bytes) -> dict[str, Any] | None:
     """The `usage` of a Chat Completions answer, JSON or SSE (the last chunk that carries
-    one); None when there is none to read (an error, a compressed body, a stream without
-    `include_usage` or cut short)."""
-    text = answer.decode("utf-8", errors="replace").lstrip()
-    if text.startswith("{"):
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            return None
-        usage = parsed.get("usage") if isinstance(parsed, dict) else None
-        return usage if isinstance(usage, dict) else None
-    found: dict[str, Any] | None = None
-    for line in text.splitlines():
-        if not line.startswith("data:") or line[5:].strip() == "[DONE]":
-            continue
-        try:
-            chunk = json.loads(line[5:])
-        except ValueError:
-            continue
-        usage = chunk.get("usage") if isinstance(chunk, dict) else None
-        if isinstance(usage, dict):
-            found = usage
+    one); None when there is none to read (an error, a stream without `include_usage`)."""
+    found = None
+    for event in upstream.answer_events(answer):
+        if isinstance(event.get("usage"), dict):
+            found = event["usage"]
     return found
 
 

@@ -8,7 +8,9 @@ bytes (compressed bytes stay compressed, with their `content-encoding`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 import httpx
 from starlette.background import BackgroundTask
@@ -98,3 +100,21 @@ def _response(
 
 def _after(finished: Finished, received: list[bytes]) -> None:
     finished(b"".join(received))
+
+
+def answer_events(answer: bytes) -> list[dict[str, Any]]:
+    """The JSON objects of a whole answer: the body itself, or each SSE `data:` line's
+    (lines that are not JSON objects, such as `[DONE]`, are skipped)."""
+    text = answer.decode("utf-8", errors="replace").lstrip()
+    pieces = [text] if text.startswith("{") else [
+        line[5:] for line in text.splitlines() if line.startswith("data:")
+    ]  # fmt: skip
+    events = []
+    for piece in pieces:
+        try:
+            event = json.loads(piece)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return events
