@@ -39,6 +39,8 @@ class Turn:
     busts: list[prefix.BustEvent]
     client: tuple[prefix.MessageHash, ...]
     """The hashes of the client's messages (cache_control set aside)."""
+    query: str
+    """The latest user question of the conversation."""
 
 
 def session_id(messages: Sequence[Any], system: Any = None) -> str:
@@ -78,7 +80,7 @@ def compress_turn(
         ]
         name = session or session_id(messages, system)
         hashes = tuple(prefix.hash_message(m) for m in messages)
-        return Turn(name, list(messages), skipped, 0, [], hashes)
+        return Turn(name, list(messages), skipped, 0, [], hashes, found.query)
 
 
 def _turn(
@@ -108,7 +110,7 @@ def _turn(
     )  # an untouched message is the client's own object: its hash is known
     events = prefix.busts(name, previous, client, forwarded_hashes)
     prefix.save(store, name, prefix.Record(tuple(client), forwarded_hashes))
-    return Turn(name, forwarded, transforms, frozen, events, tuple(client))
+    return Turn(name, forwarded, transforms, frozen, events, tuple(client), found.query)
 
 
 def _identity(payload: conversation.Payload, client: Sequence[prefix.MessageHash]) -> str:

@@ -15,13 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from headroom import messages as conversation
 from headroom import tokens
 from headroom.config import Settings
 from headroom.conversation import breakpoints, budget, prefix, stable, trims
 from headroom.conversation.accounts import TokenMemo, count_messages, update_ledger
 from headroom.conversation.ledger import EventKind, Ledger
-from headroom.conversation.live_zone import Turn, compress_turn, session_id
+from headroom.conversation.live_zone import Turn, compress_turn
 from headroom.errors import InvalidMessagesError
 from headroom.store.base import Store
 
@@ -62,18 +61,17 @@ def prepare(
     messages = body.get("messages")
     if not isinstance(messages, list):
         raise InvalidMessagesError("the request body has no 'messages' list")
-    conversation.read(messages)  # validates before anything else reads the messages
     system = body.get("system") if provider == "anthropic" else _openai_system(messages)
-    name = session or session_id(messages, system)
+    turn = compress_turn(
+        messages, store, settings, model=body.get("model"), session=session, system=system
+    )  # validates the messages first
+    name = turn.session
     forwarded = dict(body)
     if body.get("tools"):
         forwarded["tools"] = _tools(body["tools"], store, name)
     volatile = stable.find_volatile(system) if system else []
     if provider == "anthropic" and volatile and settings.move_volatile:
         forwarded["system"] = stable.move_volatile_to_end(body["system"], volatile)
-    turn = compress_turn(
-        messages, store, settings, model=body.get("model"), session=name, system=system
-    )
     messages_out = trims.replay(store, name, turn.client, turn.messages)
     trim = None
     if not client_compacts:
@@ -103,7 +101,7 @@ def _fit(
     estimate = _estimate(messages, turn.frozen, previous_input_tokens, limit)
     if estimate <= limit:
         return messages, None
-    query = conversation.read(messages).query
+    query = turn.query
     shape: budget.Shape = "anthropic" if provider == "anthropic" else "openai"
     trim = budget.trim_to_budget(
         messages, shape=shape, budget=limit, estimate=estimate, store_put=store.put, query=query

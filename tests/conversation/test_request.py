@@ -172,6 +172,9 @@ def test_openai_bodies_go_through_without_breakpoints() -> None:
 def test_bad_bodies_and_settings_are_clear_errors() -> None:
     with pytest.raises(InvalidMessagesError, match="no 'messages' list"):
         prepare({"model": "x"}, "anthropic", open_store("memory://"), Settings())
+    for provider in ("anthropic", "openai"):
+        with pytest.raises(InvalidMessagesError, match=r"messages\[0\] must be an object"):
+            prepare({"messages": [1]}, provider, open_store("memory://"), Settings())
     with pytest.raises(InvalidMessagesError, match="provider"):
         prepare({"messages": []}, "gemini", open_store("memory://"), Settings())
     with pytest.raises(ConfigError, match="HEADROOM_MOVE_VOLATILE"):
