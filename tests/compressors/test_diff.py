@@ -260,7 +260,8 @@ def test_a_large_diff_compresses_in_linear_time(repo: Path) -> None:
     big = shown * (1_500_000 // len(shown))
     started = time.perf_counter()
     result = compress(big)
-    assert time.perf_counter() - started < 1.5
+    # A hang guard, not a speed test: quadratic work on 1.5 MB takes hours.
+    assert time.perf_counter() - started < 30.0
     assert len(result.text) < 0.9 * len(big)
 
 

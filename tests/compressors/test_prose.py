@@ -263,10 +263,12 @@ def test_time_stays_linear_on_large_and_hostile_input() -> None:
         "A sentence without an end " * 40_000,
         "- item. Another.\n" * 20_000,
     ]
+    # A hang guard, not a speed test (speed is `headroom bench`'s): quadratic work on a
+    # megabyte takes hours, so a limit far above a loaded machine's worst still catches it.
     for text in [large, *hostile]:
         start = time.perf_counter()
         COMPRESSOR.compress(text, Context(query="how"))
-        assert time.perf_counter() - start < 2.0, text[:40]
+        assert time.perf_counter() - start < 30.0, text[:40]
 
 
 LINE = st.one_of(
