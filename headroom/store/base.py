@@ -9,10 +9,12 @@ entry keeps its full digest. The same text always maps to the same key, and `ver
 every key from its content.
 
 An original lives `ttl` seconds from its last use (a `get`, a `put` of the same text, or a
-`touch` when an output naming it is forwarded). Originals are stored zstd-compressed and the
-store keeps at most `max_bytes` of them, evicting the least recently used first. An expired or
-evicted key leaves a tombstone (its key, digest and when it expired), so asking for it raises
-`ExpiredKeyError` rather than looking unknown; tombstones themselves go after `TOMBSTONE_TTL`.
+`touch` when an output naming it is forwarded). Originals and notes are stored zstd-compressed
+and the store keeps at most `max_bytes` of both together, evicting the least recently used
+first, whichever it is; the entry just stored stays even if it alone exceeds the cap. An
+expired or evicted key leaves a tombstone (its key, digest and when it expired), so asking for
+it raises `ExpiredKeyError` rather than looking unknown; tombstones go after `TOMBSTONE_TTL`.
+An expired or evicted note is simply gone.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class StoreStats:
     original_bytes: int
     """UTF-8 size of the held originals."""
     stored_bytes: int
-    """Compressed size of the held originals (what `max_bytes` caps)."""
+    """Compressed size of the held originals (`max_bytes` caps it together with the notes)."""
     location: str
     """Where the store lives: `memory://` or the SQLite file's path."""
     oldest_use: float | None
@@ -81,7 +83,8 @@ class Store(Protocol):
 
     def remember(self, name: str, value: str) -> None:
         """Keeps a small named note (a decision the conversation layer must replay);
-        notes live `ttl` seconds from their last use, like originals."""
+        notes live `ttl` seconds from their last use (a `recall` is a use), and count their
+        stored size against `max_bytes`, like originals."""
         ...
 
     def recall(self, name: str) -> str | None:

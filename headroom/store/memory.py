@@ -1,10 +1,11 @@
 """The in-memory store: originals in a dict, for tests, one-shot library calls and a single
 process that does not need them to outlive it.
 
-It follows the same rules as the SQLite store (see `base`): zstd-compressed originals under
-content keys, expiry `ttl` seconds after last use, least-recently-used eviction above
-`max_bytes`, tombstones for what expired. One lock guards the state, so threads may share a
-store; compression runs outside the lock.
+It follows the same rules as the SQLite store (see `base`): zstd-compressed originals and
+notes under content keys and names, expiry `ttl` seconds after last use, least-recently-used
+eviction of originals and notes together above `max_bytes`, tombstones for what expired. Every
+use takes the next number of one counter, so eviction follows the exact order of use. One lock
+guards the state, so threads may share a store; compression runs outside the lock.
 """
 
 from __future__ import annotations
@@ -43,7 +44,16 @@ class _Entry:
     body: bytes | None
     original_bytes: int
     last_used: float
+    use: int
+    """The store's use counter at the last use."""
     expired_at: float | None = None
+
+
+@dataclass(slots=True)
+class _Note:
+    body: bytes
+    last_used: float
+    use: int
 
 
 class MemoryStore:
@@ -65,7 +75,9 @@ class MemoryStore:
         self._held: OrderedDict[str, None] = OrderedDict()  # least recently used first
         self._stored_bytes = 0
         self._original_bytes = 0
-        self._notes: dict[str, tuple[str, float]] = {}
+        self._notes: OrderedDict[str, _Note] = OrderedDict()  # least recently used first
+        self._note_bytes = 0
+        self._uses = 0
         self._closed = False
 
     def put(self, text: str) -> str:
@@ -93,8 +105,7 @@ class MemoryStore:
                 return None
             if entry.body is None:
                 raise ExpiredKeyError(key)
-            entry.last_used = now
-            self._held.move_to_end(key)
+            self._use(key, now)
             body = entry.body
         return unpack(body, key, LOCATION)
 
@@ -105,8 +116,7 @@ class MemoryStore:
             self._sweep(now)
             for key in keys:
                 if key in self._held:
-                    self._entries[key].last_used = now
-                    self._held.move_to_end(key)
+                    self._use(key, now)
 
     def stats(self) -> StoreStats:
         with self._lock:
@@ -123,19 +133,26 @@ class MemoryStore:
             )
 
     def remember(self, name: str, value: str) -> None:
+        body = pack(encode(value))
         with self._lock:
             self._check_open()
-            self._notes[name] = (value, self._clock())
+            now = self._clock()
+            self._forget(name)
+            self._notes[name] = _Note(body, now, self._next_use())
+            self._note_bytes += len(body)
+            self._evict(now, keep_note=name)
 
     def recall(self, name: str) -> str | None:
         with self._lock:
             self._check_open()
             now = self._clock()
             note = self._notes.get(name)
-            if note is None or note[1] <= now - self.ttl:
+            if note is None or note.last_used <= now - self.ttl:
                 return None
-            self._notes[name] = (note[0], now)
-            return note[0]
+            note.last_used, note.use = now, self._next_use()
+            self._notes.move_to_end(name)
+            body = note.body
+        return unpack(body, f"note {name}", LOCATION)
 
     def purge(self, everything: bool = False) -> int:
         with self._lock:
@@ -145,9 +162,9 @@ class MemoryStore:
                 self._clear()
                 return removed
             now = self._clock()
-            stale = [name for name, (_, used) in self._notes.items() if used <= now - self.ttl]
+            stale = [name for name, note in self._notes.items() if note.last_used <= now - self.ttl]
             for name in stale:
-                del self._notes[name]
+                self._forget(name)
             removed = len(stale) + self._sweep(now)
             cutoff = now - TOMBSTONE_TTL
             for key, entry in list(self._entries.items()):
@@ -186,18 +203,31 @@ class MemoryStore:
         key = derive_key(digest, self._digest_at)
         if key not in self._held:
             return None
-        self._entries[key].last_used = now
-        self._held.move_to_end(key)
+        self._use(key, now)
         return key
+
+    def _use(self, key: str, now: float) -> None:
+        entry = self._entries[key]
+        entry.last_used, entry.use = now, self._next_use()
+        self._held.move_to_end(key)
+
+    def _next_use(self) -> int:
+        self._uses += 1
+        return self._uses
+
+    def _forget(self, name: str) -> None:
+        note = self._notes.pop(name, None)
+        if note is not None:
+            self._note_bytes -= len(note.body)
 
     def _insert(self, digest: str, body: bytes, size: int, now: float) -> str:
         """Holds `body` under the key of `digest` (reviving a tombstone), then evicts."""
         key = derive_key(digest, self._digest_at)
-        self._entries[key] = _Entry(digest=digest, body=body, original_bytes=size, last_used=now)
+        self._entries[key] = _Entry(digest, body, size, now, self._next_use())
         self._held[key] = None
         self._stored_bytes += len(body)
         self._original_bytes += size
-        self._evict(now)
+        self._evict(now, keep_key=key)
         return key
 
     def _sweep(self, now: float) -> int:
@@ -212,14 +242,21 @@ class MemoryStore:
             swept += 1
         return swept
 
-    def _evict(self, now: float) -> None:
-        """Tombstones the least recently used originals until the cap holds.
+    def _evict(self, now: float, keep_key: str | None = None, keep_note: str | None = None) -> None:
+        """Drops the least recently used originals (to tombstones) and notes until the cap holds.
 
-        The most recently used original is kept even if it alone exceeds the cap: an output
-        naming it is about to be forwarded.
+        `keep_key` or `keep_note`, just stored, stays even if it alone exceeds the cap: an
+        output naming it is about to be forwarded, or a decision is about to be replayed.
         """
-        while self._stored_bytes > self.max_bytes and len(self._held) > 1:
-            self._bury(next(iter(self._held)), now)
+        while self._stored_bytes + self._note_bytes > self.max_bytes:
+            key = next((k for k in self._held if k != keep_key), None)
+            name = next((n for n in self._notes if n != keep_note), None)
+            if key is not None and (name is None or self._entries[key].use < self._notes[name].use):
+                self._bury(key, now)
+            elif name is not None:
+                self._forget(name)
+            else:
+                return
 
     def _bury(self, key: str, when: float) -> None:
         entry = self._entries[key]
@@ -233,6 +270,7 @@ class MemoryStore:
     def _clear(self) -> None:
         self._entries.clear()
         self._notes.clear()
+        self._note_bytes = 0
         self._held.clear()
         self._stored_bytes = 0
         self._original_bytes = 0

@@ -4,14 +4,17 @@ process that opens it.
 The file is created private (mode 0600, a new directory 0700) and runs in WAL mode, so readers
 do not block the writer. Several processes may use it at once: every write is one short
 `BEGIN IMMEDIATE` transaction, a connection that finds the file busy waits up to `busy_timeout`
-seconds, and compression happens outside transactions. The schema is built by ordered, named
-migrations recorded in `_migrations`; triggers keep running totals so the size cap is checked
-without a scan. Threads may share a store (one connection behind a lock); open a store in each
-process rather than carrying one across `fork`.
+seconds, and compression happens outside transactions. The schema is built by the migrations
+of `sqlite_schema`, whose triggers keep running totals of originals and notes, so the size cap
+is checked without a scan; both are evicted together, least recently used first (in a tie,
+within one clock tick, the original goes first, then the entry written first). Threads may
+share a store (one connection behind a lock); open a store in each process rather than
+carrying one across `fork`.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 import sqlite3
 import threading
@@ -35,111 +38,11 @@ from headroom.store.base import (
     pack,
     unpack,
 )
+from headroom.store.sqlite_schema import migrate
 
 DEFAULT_BUSY_TIMEOUT = 10.0
 """Seconds a connection waits for another process's write before giving up."""
 _CHUNK = 500  # keys per `IN (...)`, well under SQLite's bound-parameter limit
-
-Migration = Callable[[sqlite3.Connection], None]
-MIGRATIONS: list[tuple[str, Migration]] = []
-"""Every schema step, in the order it runs; each runs once per file."""
-
-
-def migration(step: Migration) -> Migration:
-    """Appends `step` to the migrations under its function name."""
-    MIGRATIONS.append((step.__name__, step))
-    return step
-
-
-@migration
-def m001_originals(conn: sqlite3.Connection) -> None:
-    """One row per key: the zstd body while held, a tombstone (NULL body) once expired."""
-    conn.execute(
-        "CREATE TABLE originals (key TEXT PRIMARY KEY, digest TEXT NOT NULL, body BLOB, "
-        "original_bytes INTEGER NOT NULL, stored_bytes INTEGER NOT NULL, "
-        "last_used REAL NOT NULL, expired_at REAL)"
-    )
-    conn.execute(
-        "CREATE INDEX originals_held_by_use ON originals (last_used) WHERE expired_at IS NULL"
-    )
-    conn.execute(
-        "CREATE INDEX originals_expired_by_time ON originals (expired_at) "
-        "WHERE expired_at IS NOT NULL"
-    )
-
-
-@migration
-def m002_usage(conn: sqlite3.Connection) -> None:
-    """A one-row table of held keys and bytes, kept current by triggers on `originals`."""
-    conn.execute(
-        "CREATE TABLE usage (id INTEGER PRIMARY KEY CHECK (id = 1), keys INTEGER NOT NULL, "
-        "original_bytes INTEGER NOT NULL, stored_bytes INTEGER NOT NULL)"
-    )
-    conn.execute(
-        "INSERT INTO usage SELECT 1, COUNT(*), COALESCE(SUM(original_bytes), 0), "
-        "COALESCE(SUM(stored_bytes), 0) FROM originals WHERE expired_at IS NULL"
-    )
-    for name, event, rows in (
-        ("originals_inserted", "INSERT", ("+NEW",)),
-        ("originals_deleted", "DELETE", ("-OLD",)),
-        (
-            "originals_updated",
-            "UPDATE OF expired_at, original_bytes, stored_bytes",
-            ("-OLD", "+NEW"),
-        ),
-    ):
-        conn.execute(
-            f"CREATE TRIGGER {name} AFTER {event} ON originals "
-            f"BEGIN UPDATE usage SET {_usage_change(rows)}; END"
-        )
-
-
-@migration
-def m003_notes(conn: sqlite3.Connection) -> None:
-    """Named notes: small values the conversation layer keeps, expiring like originals."""
-    conn.execute(
-        "CREATE TABLE notes (name TEXT PRIMARY KEY, value BLOB NOT NULL, last_used REAL NOT NULL)"
-    )
-
-
-def _usage_change(rows: tuple[str, ...]) -> str:
-    """The SET clause that adds (+NEW) or subtracts (-OLD) a row's sizes while it is held."""
-    clauses = []
-    for column in ("keys", "original_bytes", "stored_bytes"):
-        terms = []
-        for row in rows:
-            sign, name = row[0], row[1:]
-            size = "1" if column == "keys" else f"{name}.{column}"
-            terms.append(f"{sign} CASE WHEN {name}.expired_at IS NULL THEN {size} ELSE 0 END")
-        clauses.append(f"{column} = {column} {' '.join(terms)}")
-    return ", ".join(clauses)
-
-
-def migrate(conn: sqlite3.Connection, now: float) -> list[str]:
-    """Runs the migrations this file has not had, in one transaction; returns their names."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)"
-        )
-        applied = {name for (name,) in conn.execute("SELECT name FROM _migrations")}
-        unknown = sorted(applied - {name for name, _ in MIGRATIONS})
-        if unknown:
-            raise StoreError(
-                f"the store was written by a newer headroom (migrations {', '.join(unknown)}); "
-                "upgrade headroom, or point it at another store file."
-            )
-        ran = []
-        for name, step in MIGRATIONS:
-            if name not in applied:
-                step(conn)
-                conn.execute("INSERT INTO _migrations VALUES (?, ?)", (name, now))
-                ran.append(name)
-    except BaseException:
-        conn.rollback()
-        raise
-    conn.execute("COMMIT")
-    return ran
 
 
 class SQLiteStore:
@@ -210,11 +113,17 @@ class SQLiteStore:
                 )
 
     def remember(self, name: str, value: str) -> None:
+        body = pack(encode(value))
         with self._transaction("keep a note") as conn:
+            now = self._clock()
+            # Deleted and inserted (not replaced) so the triggers see both and the note is
+            # the newest row: the last written wins a tie in use time.
+            conn.execute("DELETE FROM notes WHERE name = ?", (name,))
             conn.execute(
-                "INSERT OR REPLACE INTO notes VALUES (?, ?, ?)",
-                (name, pack(encode(value)), self._clock()),
+                "INSERT INTO notes (name, value, last_used, stored_bytes) VALUES (?, ?, ?, ?)",
+                (name, body, now, len(body)),
             )
+            self._evict(conn, now, keep_name=name)
 
     def recall(self, name: str) -> str | None:
         with self._transaction("read a note") as conn:
@@ -382,7 +291,7 @@ class SQLiteStore:
             "last_used = excluded.last_used, expired_at = NULL",
             (key, digest, body, size, len(body), now),
         )
-        self._evict(conn, now, keep=key)
+        self._evict(conn, now, keep_key=key)
         return key
 
     def _sweep(self, conn: sqlite3.Connection, now: float) -> int:
@@ -394,29 +303,42 @@ class SQLiteStore:
         )
         return swept.rowcount
 
-    def _evict(self, conn: sqlite3.Connection, now: float, keep: str) -> None:
-        """Tombstones the least recently used originals until the cap holds.
+    def _evict(
+        self, conn: sqlite3.Connection, now: float, keep_key: str = "", keep_name: str = ""
+    ) -> None:
+        """Drops the least recently used originals (to tombstones) and notes until the cap holds.
 
-        `keep`, the original just stored, stays even if it alone exceeds the cap: an output
-        naming it is about to be forwarded.
+        `keep_key` or `keep_name`, just stored, stays even if it alone exceeds the cap: an
+        output naming it is about to be forwarded, or a decision is about to be replayed.
         """
-        (stored,) = conn.execute("SELECT stored_bytes FROM usage").fetchone()
-        excess: int = stored - self.max_bytes
+        (stored, notes) = conn.execute("SELECT stored_bytes, note_bytes FROM usage").fetchone()
+        excess: int = stored + notes - self.max_bytes
         if excess <= 0:
             return
-        victims: list[tuple[float, str]] = []
-        held = conn.execute(
-            "SELECT key, stored_bytes FROM originals WHERE expired_at IS NULL AND key != ? "
-            "ORDER BY last_used, rowid",
-            (keep,),
+        originals = conn.execute(
+            "SELECT last_used, 0, rowid, key, stored_bytes FROM originals "
+            "WHERE expired_at IS NULL AND key != ? ORDER BY last_used, rowid",
+            (keep_key,),
         )
-        for key, size in held:
-            victims.append((now, key))
+        named = conn.execute(
+            "SELECT last_used, 1, rowid, name, stored_bytes FROM notes WHERE name != ? "
+            "ORDER BY last_used, rowid",
+            (keep_name,),
+        )
+        buried: list[str] = []
+        forgotten: list[str] = []
+        for _, table, _, name, size in heapq.merge(originals, named):
+            (forgotten if table else buried).append(name)
             excess -= size
             if excess <= 0:
                 break
-        held.close()
-        conn.executemany("UPDATE originals SET body = NULL, expired_at = ? WHERE key = ?", victims)
+        originals.close()
+        named.close()
+        conn.executemany(
+            "UPDATE originals SET body = NULL, expired_at = ? WHERE key = ?",
+            [(now, key) for key in buried],
+        )
+        conn.executemany("DELETE FROM notes WHERE name = ?", [(name,) for name in forgotten])
 
 
 def _explain(path: str, action: str, exc: sqlite3.Error, busy_timeout: float) -> str:

@@ -1,5 +1,6 @@
 """Fixtures for the store tests: a clock the test moves by hand, and each backend behind one
-factory so the contract suite runs the same tests against every store."""
+factory so the contract suite runs the same tests against every store (Redis: the session's
+real redis-server, see tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from headroom.store import MemoryStore, SQLiteStore, Store
+from headroom.store import MemoryStore, RedisStore, SQLiteStore, Store
 
 START = 1_700_000_000.0
 
@@ -45,17 +46,21 @@ def advance(_clock: _Clock) -> Callable[[float], None]:
     return advance
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.integration)])
 def make_store(
     request: pytest.FixtureRequest, tmp_path: Path, clock: Callable[[], float]
 ) -> Iterator[Callable[..., Store]]:
-    """Opens stores of one backend on the test's clock (SQLite: files in tmp_path)."""
+    """Opens stores of one backend on the test's clock (SQLite: files in tmp_path; Redis:
+    the session's server, its database emptied for the test)."""
     opened: list[Store] = []
+    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
 
     def make(**options: Any) -> Store:
         store: Store
         if request.param == "memory":
             store = MemoryStore(clock=clock, **options)
+        elif request.param == "redis":
+            store = RedisStore(redis_url, clock=clock, **options)
         else:
             store = SQLiteStore(tmp_path / f"store{len(opened)}.db", clock=clock, **options)
         opened.append(store)

@@ -292,3 +292,64 @@ def test_purge_everything_drops_notes_too(store: Store) -> None:
     store.remember("n", "v")
     assert store.purge(everything=True) >= 1
     assert store.recall("n") is None
+
+
+def test_notes_count_against_the_cap_and_push_out_older_originals(
+    make_store: MakeStore, advance: Advance
+) -> None:
+    store = make_store(max_bytes=25_000)
+    key = store.put(noise(1))
+    advance(1)
+    store.remember("decision:a", noise(2))
+    advance(1)
+    store.remember("decision:b", noise(3))
+    with pytest.raises(ExpiredKeyError):
+        store.get(key)
+    assert (store.recall("decision:a"), store.recall("decision:b")) == (noise(2), noise(3))
+
+
+def test_the_least_recently_used_note_is_evicted_and_a_recall_is_a_use(
+    make_store: MakeStore, advance: Advance
+) -> None:
+    store = make_store(max_bytes=25_000)
+    store.remember("a", noise(1))
+    advance(1)
+    store.remember("b", noise(2))
+    advance(1)
+    assert store.recall("a") == noise(1)
+    advance(1)
+    store.remember("c", noise(3))
+    assert store.recall("b") is None
+    assert (store.recall("a"), store.recall("c")) == (noise(1), noise(3))
+
+
+def test_an_original_pushes_out_older_notes(make_store: MakeStore, advance: Advance) -> None:
+    store = make_store(max_bytes=25_000)
+    store.remember("old", noise(1))
+    advance(1)
+    first = store.put(noise(2))
+    advance(1)
+    second = store.put(noise(3))
+    assert store.recall("old") is None
+    assert (store.get(first), store.get(second)) == (noise(2), noise(3))
+
+
+def test_a_replaced_note_counts_once(make_store: MakeStore, advance: Advance) -> None:
+    store = make_store(max_bytes=25_000)
+    for seed in range(5):
+        store.remember("prefix:s", noise(seed))
+        advance(1)
+    key = store.put(noise(9))
+    assert (store.recall("prefix:s"), store.get(key)) == (noise(4), noise(9))
+
+
+def test_a_note_larger_than_the_cap_is_kept_alone(make_store: MakeStore, advance: Advance) -> None:
+    store = make_store(max_bytes=1_000)
+    key = store.put("small")
+    store.remember("small note", "tiny")
+    advance(1)
+    store.remember("big", noise(4))
+    assert store.recall("big") == noise(4)
+    assert store.recall("small note") is None
+    with pytest.raises(ExpiredKeyError):
+        store.get(key)

@@ -41,11 +41,6 @@ def test_a_tilde_means_the_home_directory(tmp_path: Path, monkeypatch: pytest.Mo
     assert (tmp_path / ".headroom" / "store.db").is_file()
 
 
-def test_redis_is_named_as_not_yet_supported() -> None:
-    with pytest.raises(ConfigError, match=r"not yet supported.*memory://"):
-        open_store("redis://localhost:6379/0")
-
-
 @pytest.mark.parametrize(
     "url", ["", "memory:", "sqlite://", "sqlite:///", "sqlite://host/x.db", "postgres://db"]
 )

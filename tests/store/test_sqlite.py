@@ -20,7 +20,7 @@ import headroom
 from headroom.errors import ExpiredKeyError, StoreError
 from headroom.store import SQLiteStore
 from headroom.store.base import DEFAULT_TTL, pack
-from headroom.store.sqlite import MIGRATIONS, migrate
+from headroom.store.sqlite_schema import MIGRATIONS, migrate
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_every_migration_is_recorded_in_order(store: SQLiteStore, path: Path) ->
         assert (
             names
             == [name for name, _ in MIGRATIONS]
-            == ["m001_originals", "m002_usage", "m003_notes"]
+            == ["m001_originals", "m002_usage", "m003_notes", "m004_note_sizes"]
         )
         assert migrate(conn, 0.0) == []
 
