@@ -10,6 +10,7 @@ import click
 from headroom import __version__
 from headroom.cli.bench import bench
 from headroom.cli.compress import compress_command, retrieve_command
+from headroom.cli.mcp import mcp
 from headroom.cli.proxy import proxy_command
 from headroom.cli.stats import stats
 from headroom.cli.store import store
@@ -28,6 +29,7 @@ cli.add_command(bench)
 cli.add_command(store)
 cli.add_command(stats)
 cli.add_command(proxy_command)
+cli.add_command(mcp)
 
 
 def main() -> None:
