@@ -75,7 +75,9 @@ def compress(
 
     Called every turn with the full history, it returns the same bytes for every payload it
     compressed (or left alone) before, and compresses only what is new. `session` names the
-    conversation; by default it is derived from the first user message.
+    conversation; by default it is derived from the first user message, so conversations that
+    open alike share a name: harmless, since a decision is replayed only where the history up
+    to the payload is the same.
     """
     settings = config or Settings.from_env()
     turn = compress_turn(messages, store_for(settings), settings, model=model, session=session)

@@ -59,6 +59,14 @@ class Settings:
     """When set, the admin endpoints (retrieve, compress, stats, metrics) answer anyone who
     sends it as a bearer token; when empty, loopback clients only."""
     """The OpenAI API's base URL, as its SDK takes it (with `/v1`); the proxy forwards there."""
+    gemini_url: str = "https://generativelanguage.googleapis.com"
+    """The Gemini API's base URL, as its SDK takes it (without a version); the proxy forwards
+    there."""
+    bedrock_url: str = ""
+    """Bedrock Runtime's base URL; empty means `https://bedrock-runtime.{region}.amazonaws.com`."""
+    bedrock_region: str = ""
+    """The AWS region Bedrock requests are signed for; empty means AWS_REGION or
+    AWS_DEFAULT_REGION (as AWS's own tools read them), else us-east-1."""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -67,6 +75,16 @@ class Settings:
     def store_url(self) -> str:
         """The store URL, with the default SQLite file filled in."""
         return self.store or f"sqlite:///{default_home() / 'store.db'}"
+
+    def bedrock_signing_region(self) -> str:
+        """The AWS region of Bedrock requests, with the default filled in."""
+        aws = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        return self.bedrock_region or aws or "us-east-1"
+
+    def bedrock_base_url(self) -> str:
+        """Bedrock Runtime's base URL, with the region's default filled in."""
+        region = self.bedrock_signing_region()
+        return self.bedrock_url or f"https://bedrock-runtime.{region}.amazonaws.com"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

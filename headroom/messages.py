@@ -1,9 +1,14 @@
-"""Conversations in Anthropic or OpenAI chat shape: find the payloads, put them back.
+"""Conversations in Anthropic or OpenAI chat shape, Gemini `contents` or OpenAI Responses
+`input`: find the payloads, put them back.
 
 `read` validates a message list, tells its shape, finds every tool result that may be
 compressed (with hints from the tool call that produced it) and the latest user question.
 `write` returns a copy of the messages with some payloads replaced; roles, ids, order and
 every other field stay as they were. Nothing here knows how payloads are compressed.
+
+The chat shapes are read here; Gemini and Responses each have a module (`messages_gemini`,
+`messages_responses`) that says where its tool outputs sit, and this module turns what it
+finds into payloads with the same hints, edit tracking and question as the chat shapes.
 """
 
 from __future__ import annotations
@@ -11,10 +16,11 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
+from headroom import messages_gemini, messages_responses
 from headroom.errors import InvalidMessagesError
 from headroom.router import Hints
 
@@ -28,6 +34,10 @@ _REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.S)
 _PATH_KEYS = ("file_path", "path", "filePath", "filename", "notebook_path")
 _EDIT_KEYS = ("old_string", "new_string", "edits", "content", "new_str", "file_text")
 _RANGE_KEYS = ("offset", "limit", "start_line", "end_line", "line_range", "view_range")
+PERSISTED_OUTPUT = "<persisted-output>"
+RETRIEVE_TOOL = "headroom_retrieve"
+"""headroom's retrieve tool (the proxy's, the MCP server's): its results are originals the
+model asked for, never payloads."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +57,31 @@ class Payload:
 @dataclass(frozen=True, slots=True)
 class Conversation:
     shape: str
-    """"anthropic" or "openai"."""
+    """"anthropic", "openai", "gemini" or "responses"."""
     payloads: list[Payload]
     query: str
+
+
+class Shape(Protocol):
+    """A module that reads one more conversation shape (`messages_gemini`, ...)."""
+
+    def check(self, messages: Sequence[Any]) -> None:
+        """Raise InvalidMessagesError for anything that cannot be read."""
+
+    def outputs(self, messages: Sequence[Any]) -> list[tuple[Location, str, str | None, Any]]:
+        """(location, text, tool name, tool input) of every tool output, in order."""
+
+    def tool_inputs(self, message: Mapping[str, Any]) -> list[Any]:
+        """The inputs of the tool calls a message makes."""
+
+    def user_texts(self, message: Mapping[str, Any]) -> list[str]:
+        """The texts of a user message; none for any other message."""
+
+    def set_text(self, message: Any, path: Location, text: str) -> None:
+        """Put text at path (the location below the message) in a copied message."""
+
+
+SHAPES: dict[str, Shape] = {"gemini": messages_gemini, "responses": messages_responses}
 
 
 def read(messages: object) -> Conversation:
@@ -58,6 +90,9 @@ def read(messages: object) -> Conversation:
         raise InvalidMessagesError(
             f"messages must be a list of message objects, got {type(messages).__name__}"
         )
+    other = _other_shape(messages)
+    if other is not None:
+        return _read_other(messages, other)
     for index, message in enumerate(messages):
         _check_message(index, message)
     shape = _shape(messages)
@@ -82,6 +117,36 @@ def write(messages: Sequence[Message], replacements: Mapping[Location, str]) -> 
             result[index] = copy.deepcopy(messages[index])
         _set(result[index], location[1:], text)
     return result
+
+
+def _other_shape(messages: Sequence[Any]) -> str | None:
+    """Which of Gemini and Responses ("gemini", "responses") the messages are, when one of
+    them has a form only that shape has; None for the chat shapes."""
+    for message in messages:
+        if not isinstance(message, Mapping):
+            continue
+        if "parts" in message and "content" not in message:
+            return "gemini"
+        if messages_responses.is_responses(message):
+            return "responses"
+    return None
+
+
+def _read_other(messages: Sequence[Any], shape: str) -> Conversation:
+    module = SHAPES[shape]
+    module.check(messages)
+    payloads: list[Payload] = []
+    edited: set[str] = set()
+    seen = 0
+    for location, text, tool, tool_input in module.outputs(messages):
+        if tool is not None and is_retrieve_tool(tool):
+            continue
+        for message in messages[seen : location[0]]:
+            edited |= _paths_written(module.tool_inputs(message))
+        seen = max(seen, location[0])
+        hints, ranged = _hints(tool_input)
+        payloads.append(Payload(location, text, hints, tool, ranged, hints.path in edited))
+    return Conversation(shape, payloads, _query(messages, module.user_texts))
 
 
 def _check_message(index: int, message: object) -> None:
@@ -182,16 +247,31 @@ def _payloads(
 
 def _texts(where: Location, content: Any, call: tuple[str, Any] | None) -> list[Payload]:
     tool, tool_input = call if call else (None, None)
+    if tool is not None and is_retrieve_tool(tool):
+        return []
     hints, ranged = _hints(tool_input)
     if isinstance(content, str):
-        return [Payload((*where, -1), content, hints, tool, ranged)]
+        return [Payload((*where, -1), content, hints, tool, ranged)] if _is_payload(content) else []
     found = []
     for inner, block in enumerate(content if isinstance(content, list) else []):
         if isinstance(block, Mapping) and block.get("type") == "text":
             text = block.get("text")
-            if isinstance(text, str):
+            if isinstance(text, str) and _is_payload(text):
                 found.append(Payload((*where, inner), text, hints, tool, ranged))
     return found
+
+
+def _is_payload(text: str) -> bool:
+    """Whether a tool output is headroom's to compress: not Claude Code's preview of an output
+    it saved to a file (`<persisted-output>`), which is cut down already and whose one line
+    naming that file is what the model needs."""
+    return not text.lstrip().startswith(PERSISTED_OUTPUT)
+
+
+def is_retrieve_tool(name: str) -> bool:
+    """Whether a tool is headroom's retrieve: by its own name, or as an MCP client names a
+    server's tool (`mcp__headroom__headroom_retrieve`)."""
+    return name == RETRIEVE_TOOL or name.endswith("__" + RETRIEVE_TOOL)
 
 
 def _hints(tool_input: Any) -> tuple[Hints, bool]:
@@ -220,6 +300,10 @@ def _edited_paths(message: Message, shape: str) -> set[str]:
             for block in (content if isinstance(content, list) else [])
             if block.get("type") == "tool_use"
         ]
+    return _paths_written(inputs)
+
+
+def _paths_written(inputs: Sequence[Any]) -> set[str]:
     paths = set()
     for tool_input in inputs:
         if isinstance(tool_input, Mapping) and any(key in tool_input for key in _EDIT_KEYS):
@@ -229,18 +313,22 @@ def _edited_paths(message: Message, shape: str) -> set[str]:
     return paths
 
 
-def _query(messages: Sequence[Message]) -> str:
+def _chat_user_texts(message: Message) -> list[str]:
+    if message.get("role") != "user":
+        return []
+    content = message.get("content")
+    if isinstance(content, str):
+        return [content]
+    return [str(block.get("text", "")) for block in content or [] if block.get("type") == "text"]
+
+
+def _query(
+    messages: Sequence[Message], user_texts: Callable[[Message], list[str]] = _chat_user_texts
+) -> str:
     """The latest user text that is not a tool result or an injected system reminder."""
     for message in reversed(messages):
-        if message.get("role") != "user":
-            continue
-        content = message.get("content")
-        texts = (
-            [content]
-            if isinstance(content, str)
-            else [block.get("text", "") for block in content or [] if block.get("type") == "text"]
-        )
-        question = " ".join(_REMINDER.sub("", str(text)).strip() for text in texts).strip()
+        texts = user_texts(message)
+        question = " ".join(_REMINDER.sub("", text).strip() for text in texts).strip()
         if question:
             return question
     return ""
@@ -248,6 +336,12 @@ def _query(messages: Sequence[Message]) -> str:
 
 def _set(message: Any, path: Location, text: str) -> None:
     """Replace the text at path (block indices below the message) in a copied message."""
+    if "parts" in message and "content" not in message:
+        SHAPES["gemini"].set_text(message, path, text)
+        return
+    if message.get("type") in messages_responses.OUTPUT_TYPES:
+        SHAPES["responses"].set_text(message, path, text)
+        return
     if path[-1] == -1:
         if len(path) == 1:
             message["content"] = text

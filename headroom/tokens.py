@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import importlib.util
 import threading
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from headroom.errors import ConfigError
 _CL100K_PREFIXES = ("gpt-4", "gpt-3.5", "text-embedding-3", "text-embedding-ada")
 _O200K_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "chatgpt-4o")
 _lock = threading.Lock()
+_encodings: dict[str, Any] = {}
 
 
 def encoding_name(model: str | None) -> str:
@@ -66,16 +66,25 @@ _SPECS: dict[str, tuple[str, dict[str, int], str]] = {
 }
 
 
-@cache
 def _encoding(name: str) -> Any:
+    found = _encodings.get(name)
+    if found is None:
+        # Loaded once under the lock: threads that missed together wait for the first load.
+        with _lock:
+            found = _encodings.get(name)
+            if found is None:
+                found = _encodings[name] = _load(name)
+    return found
+
+
+def _load(name: str) -> Any:
     import tiktoken
 
     pattern, special_tokens, expected = _SPECS[name]
-    with _lock:
-        ranks = _ranks(name, expected)
     return tiktoken.Encoding(
-        name=name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=special_tokens
-    )
+        name=name, pat_str=pattern, mergeable_ranks=_ranks(name, expected),
+        special_tokens=special_tokens,
+    )  # fmt: skip
 
 
 def _ranks(name: str, expected_sha256: str) -> dict[bytes, int]:

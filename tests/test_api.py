@@ -188,3 +188,30 @@ def test_token_counts_are_of_the_messages_as_they_were_passed(pytest_log: str) -
     before = compress(conversation(pytest_log)).tokens_before
     messages.append({"role": "user", "content": "another question " * 100})
     assert result.tokens_before == before
+
+
+def test_conversations_with_the_same_opening_do_not_replay_each_others_decisions() -> None:
+    """Without a session both are named by their first user message; the read at the same
+    place, with the same tool id and content, must still follow each one's own history."""
+    source = Path(argparse.__file__).read_text()
+    numbered = "\n".join(f"{n:>6}→{line}" for n, line in enumerate(source.split("\n"), 1))
+
+    def history(first_call: dict[str, Any], first_result: str) -> list[dict[str, Any]]:
+        return [
+            {"role": "user", "content": "Fix the parser"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", **first_call}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "t1", "content": first_result}]},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t2", "name": "Read",
+                "input": {"file_path": "/src/argparse.py"}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "t2", "content": numbered}]},
+        ]  # fmt: skip
+
+    looked = history({"name": "Bash", "input": {"command": "ls /src"}}, "argparse.py")
+    edit = {"file_path": "/src/argparse.py", "old_string": "a", "new_string": "b"}
+    edited = history({"name": "Edit", "input": edit}, "ok")
+    assert len(compress(looked).messages[4]["content"][0]["content"]) < len(numbered)
+    result = compress(edited)
+    assert result.messages[4]["content"][0]["content"] == numbered
+    assert result.transforms[-1].skipped == "read of a file the session edited"

@@ -107,3 +107,21 @@ def test_malformed_tool_calls_are_invalid_messages(calls: Any) -> None:
     bad = [{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": calls}]
     with pytest.raises(InvalidMessagesError, match=r"messages\[1\]\.tool_calls"):
         messages.read(bad)
+
+
+def test_claude_codes_preview_of_a_persisted_output_is_not_a_payload() -> None:
+    preview = (
+        "<persisted-output>\nOutput too large (61.2KB). Full output saved to: /tmp/out.txt\n\n"
+        "Preview (first 2KB):\n" + "line\n" * 400 + "</persisted-output>"
+    )
+    sent = [
+        {"role": "user", "content": "build it"},
+        {"role": "assistant", "content": [
+            {"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "make"}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "t1", "content": preview},
+            {"type": "tool_result", "tool_use_id": "t1",
+             "content": [{"type": "text", "text": "  " + preview}]},
+        ]},
+    ]  # fmt: skip
+    assert messages.read(sent).payloads == []

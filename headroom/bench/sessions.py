@@ -1,20 +1,26 @@
 """The sessions benchmark: multi-turn conversations replayed turn by turn, as a client sends
-them (each turn resends the whole, uncompressed history plus one new tool result).
+them (each turn resends the whole, uncompressed history plus one new tool result, or the user's
+follow-up question).
 
 Sessions come from a corpus's `trajectory` payloads (real agent runs: each step's command and
-its output) and from the other payloads of each kind in sequence. Each session is replayed
-three ways: straight through (no headroom), in `cache` mode (with a process restart half-way:
-the store is closed and reopened from its file) and in `token` mode. The bill follows
-Anthropic prompt caching with the breakpoint on the newest message, as coding agents place it:
-the prefix shared with the previous request is read (0.1x), the rest written (1.25x), output
-ignored.
+its output, and the user's own follow-ups where the run has them) and from the other payloads
+of each kind in sequence, each asked with its own question. A SWE-agent run has no follow-ups
+of its own, so the corpus's question about it is asked half-way, as a user checking in would.
+Follow-ups are what set the modes apart: `cache` mode replays every earlier decision, `token`
+mode recompresses the whole history for the new question and pays the cache rewrite.
+
+Each session is replayed three ways: straight through (no headroom), in `cache` mode (with a
+process restart half-way: the store is closed and reopened from its file) and in `token` mode.
+The bill follows Anthropic prompt caching with the breakpoint on the newest message, as coding
+agents place it: the prefix shared with the previous request is read (0.1x), the rest written
+(1.25x), output ignored.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +33,17 @@ from headroom.store import open_store
 from headroom.store.base import Store
 
 READ, WRITE = 0.1, 1.25
-Step = tuple[str, str]
-"""A tool call's command and its output."""
+ANSWER = "Here is what I found so far."
+"""The assistant's reply before a follow-up question (its text does not matter to the bill)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """A tool call's command and its output, and the user's question asked before it, if any."""
+
+    command: str
+    output: str
+    question: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,6 +63,8 @@ class Replay:
     compared_turns: int = 0
     turns: int = 0
     headroom_busts: int = 0
+    cache_writes: int = 0
+    """Tokens billed as cache writes (1.25x)."""
     bill: float = 0.0
 
 
@@ -64,13 +81,21 @@ def load_sessions(corpus: Path) -> list[Session]:
     """Sessions from the trajectories, then one per other kind from its payloads in order."""
     records = load_manifest(corpus)
     sessions = [
-        _trajectory(corpus / r["file"], r["name"]) for r in records if r["kind"] == "trajectory"
+        _trajectory(corpus / r["file"], r["name"], r.get("question", ""))
+        for r in records
+        if r["kind"] == "trajectory"
     ]
     kinds = sorted({r["kind"] for r in records} - {"trajectory"})
     for kind in kinds:
         mine = [r for r in records if r["kind"] == kind]
-        steps = [(f"cat {r['file']}", _read(corpus / r["file"])) for r in mine]
-        sessions.append(Session(f"{kind} sequence", mine[0].get("question", ""), steps))
+        first = mine[0].get("question", "")
+        steps, asked = [], first
+        for r in mine:
+            question = r.get("question", "") or asked
+            follow_up = question if question != asked else ""
+            steps.append(Step(f"cat {r['file']}", _read(corpus / r["file"]), follow_up))
+            asked = question
+        sessions.append(Session(f"{kind} sequence", first, steps))
     return [s for s in sessions if s.steps]
 
 
@@ -79,27 +104,41 @@ def _read(path: Path) -> str:
         return handle.read()
 
 
-def _trajectory(path: Path, name: str) -> Session:
+def _trajectory(path: Path, name: str, about: str) -> Session:
+    """A run's steps; `about` (the corpus's question on the run) is asked half-way through a
+    SWE-agent run, which has no follow-ups of its own."""
     data = json.loads(_read(path))
     if isinstance(data, dict):  # SWE-agent: steps with an action and its observation
         history = data.get("history") or []
         question = next((_text(m.get("content")) for m in history if m.get("role") == "user"), "")
         steps = [
-            (str(s.get("action", "")), str(s.get("observation", "")))
+            Step(str(s.get("action", "")), str(s.get("observation", "")))
             for s in data.get("trajectory") or []
         ]
+        if about and len(steps) > 1:
+            middle = len(steps) // 2
+            steps[middle] = Step(steps[middle].command, steps[middle].output, about)
         return Session(name, question, steps)
-    question = next((_text(m.get("content")) for m in data if m.get("role") == "user"), "")
+    return _chat_trajectory(data, name)
+
+
+def _chat_trajectory(data: list[Any], name: str) -> Session:
+    """A run in OpenAI chat shape: every tool message is a step, and a user message after the
+    first is a follow-up asked before the next step."""
+    users = [_text(m.get("content")) for m in data if m.get("role") == "user"]
     calls = {
         call.get("id"): json.dumps(call.get("function", {}).get("arguments", ""))
         for m in data if m.get("role") == "assistant" for call in m.get("tool_calls") or []
     }  # fmt: skip
-    steps = [
-        (calls.get(m.get("tool_call_id"), "tool"), _text(m.get("content")))
-        for m in data
-        if m.get("role") == "tool"
-    ]
-    return Session(name, question, steps)
+    steps, pending, seen_user = [], "", False
+    for m in data:
+        if m.get("role") == "user":
+            pending, seen_user = (_text(m.get("content")) if seen_user else ""), True
+        elif m.get("role") == "tool":
+            command = calls.get(m.get("tool_call_id"), "tool")
+            steps.append(Step(command, _text(m.get("content")), pending))
+            pending = ""
+    return Session(name, users[0] if users else "", steps)
 
 
 def _text(content: Any) -> str:
@@ -109,9 +148,14 @@ def _text(content: Any) -> str:
 
 
 def histories(session: Session) -> Iterator[list[dict[str, Any]]]:
-    """What the client sends each turn: the whole history plus the newest tool result."""
+    """What the client sends each turn: the whole history plus the newest tool result; a
+    follow-up question (after the assistant's answer) is a turn of its own."""
     history: list[dict[str, Any]] = [{"role": "user", "content": session.question or "Help me."}]
-    for number, (command, output) in enumerate(session.steps):
+    for number, step in enumerate(session.steps):
+        if step.question:
+            history.append({"role": "assistant", "content": [{"type": "text", "text": ANSWER}]})
+            history.append({"role": "user", "content": step.question})
+            yield list(history)
         call_id = f"toolu_{number:04d}"
         history.append(
             {
@@ -121,13 +165,13 @@ def histories(session: Session) -> Iterator[list[dict[str, Any]]]:
                         "type": "tool_use",
                         "id": call_id,
                         "name": "Bash",
-                        "input": {"command": command},
+                        "input": {"command": step.command},
                     }
                 ],
             }
         )
         history.append({"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": call_id, "content": output}]})  # fmt: skip
+            {"type": "tool_result", "tool_use_id": call_id, "content": step.output}]})  # fmt: skip
         yield list(history)
 
 
@@ -147,6 +191,7 @@ class _Meter:
                 break
             shared += 1
         cached = sum(counts[:shared])
+        replay.cache_writes += sum(counts) - cached
         replay.bill += READ * cached + WRITE * (sum(counts) - cached)
         if self._previous:
             replay.compared_turns += 1
@@ -208,8 +253,10 @@ def run(
 def table(results: list[SessionResult]) -> str:
     """Per session and overall: tokens, prefix stability, busts, and the three bills."""
     lines = [
-        "| session | turns | tokens sent | forwarded (cache) | stable prefix (cache) | headroom busts | bill direct | bill cache | bill token | cache vs direct |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| session | turns | tokens sent | forwarded cache / token | stable prefix cache / token "
+        "| headroom busts cache / token | bill direct | bill cache | bill token "
+        "| cache vs direct | token vs direct |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     total = SessionResult("all sessions", 0, Replay(), Replay(), Replay())
     for r in results:
@@ -220,27 +267,33 @@ def table(results: list[SessionResult]) -> str:
             (total.cache, r.cache),
             (total.token, r.token),
         ):
-            for field in (
-                "tokens_sent",
-                "tokens_forwarded",
-                "stable_turns",
-                "compared_turns",
-                "turns",
-                "headroom_busts",
-                "bill",
-            ):
-                setattr(mine, field, getattr(mine, field) + getattr(theirs, field))
+            for name in (f.name for f in fields(Replay)):
+                setattr(mine, name, getattr(mine, name) + getattr(theirs, name))
     lines.append(_row(total))
-    lines.append("\nBills in input-token units (1x input, 1.25x cache write, 0.1x cache read); "
-                 "stable prefix = turns whose forwarded history began with the previous turn's, byte for byte.")  # fmt: skip
+    lines.append(
+        "\nBills in input-token units (1x input, 1.25x cache write, 0.1x cache read); stable "
+        "prefix = turns whose forwarded history began with the previous turn's, byte for byte; "
+        "token mode recompresses the history for each new question, so its busts are expected "
+        "and their rewrites are in its bill."
+    )
     return "\n".join(lines)
 
 
 def _row(r: SessionResult) -> str:
-    stable_of = max(r.cache.compared_turns, 1)
-    saving = 100 * (1 - r.cache.bill / r.direct.bill) if r.direct.bill else 0.0
     return (
-        f"| {r.name} | {r.turns} | {r.cache.tokens_sent:,} | {r.cache.tokens_forwarded:,} | "
-        f"{100 * r.cache.stable_turns / stable_of:.0f}% | {r.cache.headroom_busts} | "
-        f"{r.direct.bill:,.0f} | {r.cache.bill:,.0f} | {r.token.bill:,.0f} | {saving:.1f}% lower |"
+        f"| {r.name} | {r.turns} | {r.cache.tokens_sent:,} | "
+        f"{r.cache.tokens_forwarded:,} / {r.token.tokens_forwarded:,} | "
+        f"{_stable(r.cache)} / {_stable(r.token)} | "
+        f"{r.cache.headroom_busts} / {r.token.headroom_busts} | "
+        f"{r.direct.bill:,.0f} | {r.cache.bill:,.0f} | {r.token.bill:,.0f} | "
+        f"{_lower(r.cache, r.direct)} | {_lower(r.token, r.direct)} |"
     )
+
+
+def _stable(replay: Replay) -> str:
+    return f"{100 * replay.stable_turns / max(replay.compared_turns, 1):.0f}%"
+
+
+def _lower(mode: Replay, direct: Replay) -> str:
+    saving = 100 * (1 - mode.bill / direct.bill) if direct.bill else 0.0
+    return f"{saving:.1f}% lower" if saving >= 0 else f"{-saving:.1f}% higher"

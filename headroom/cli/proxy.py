@@ -16,7 +16,10 @@ from headroom.config import MODES, Settings
 @click.option("--store", default=None, help="Store URL, e.g. sqlite:////abs/path.db or memory://.")
 @click.option("--anthropic-url", default=None, help="Anthropic API base URL to forward to.")
 @click.option("--openai-url", default=None, help="OpenAI API base URL (with /v1) to forward to.")
+@click.option("--gemini-url", default=None, help="Gemini API base URL to forward to.")
 @click.option("--admin-token", default=None, help="Bearer token for the admin endpoints.")
+@click.option("--bedrock-url", default=None, help="Bedrock Runtime base URL to forward to.")
+@click.option("--bedrock-region", default=None, help="AWS region Bedrock requests are signed for.")
 def proxy_command(
     host: str | None,
     port: int | None,
@@ -24,7 +27,10 @@ def proxy_command(
     store: str | None,
     anthropic_url: str | None,
     openai_url: str | None,
+    gemini_url: str | None,
     admin_token: str | None,
+    bedrock_url: str | None,
+    bedrock_region: str | None,
 ) -> None:
     """Serve the proxy; point ANTHROPIC_BASE_URL (or OPENAI_BASE_URL, with /v1) at it."""
     import uvicorn
@@ -38,7 +44,10 @@ def proxy_command(
         store=store,
         anthropic_url=anthropic_url,
         openai_url=openai_url,
+        gemini_url=gemini_url,
         admin_token=admin_token,
+        bedrock_url=bedrock_url,
+        bedrock_region=bedrock_region,
     )
     click.echo(f"headroom proxy on http://{settings.host}:{settings.port}", err=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, ws="none")

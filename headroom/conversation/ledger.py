@@ -5,8 +5,10 @@ provider billed the forwarded prompt (`prices.Usage`): read from the response's 
 caller passes it (Anthropic, OpenAI Chat Completions or Responses), else simulated from the prompt
 the session last forwarded to that model, which the simulation takes to be cached; a recorded
 event (bust or trim) empties that simulated cache. Dollars are exact, at list prices. "Without
-headroom" bills the client's own tokens with the same cache behaviour: each input-side count of
-the turn is scaled by sent / forwarded; output is kept.
+headroom" bills the client's own tokens with the same cache behaviour: the tokens headroom saved
+in messages sent on earlier turns are added where the cached prefix was billed (read, else
+written), those saved in the turn's new messages where its tail was (written, else uncached);
+tools and system prompt, which headroom does not shrink, count once, as billed.
 
 It also counts, per kind, how many payloads were compressed and how often the model retrieved
 what was elided (a kind retrieved often is compressed too hard), and the events the conversation
@@ -69,7 +71,7 @@ class SessionStats:
     cost: Decimal
     baseline_cost: Decimal
     unknown_models: tuple[str, ...]
-    """Models missing from the price table, priced as `DEFAULT_MODEL`."""
+    """Models missing from the price table: their tokens are counted, their dollars are not."""
     events: dict[str, tuple[int, str]]
     """Per event kind (every one of `EVENT_KINDS`): how many, and the last one's detail."""
     kinds: tuple[KindStats, ...]
@@ -115,8 +117,10 @@ class Ledger:
         sent: int,
         forwarded: int,
         usage: Mapping[str, Any] | None = None,
+        saved_earlier: int = 0,
     ) -> Usage:
-        """Records one forwarded request and returns how it was billed (reported or simulated)."""
+        """Records one forwarded request and returns how it was billed (reported or simulated).
+        `saved_earlier` is the part of `sent - forwarded` in messages sent on earlier turns."""
         _check_counts(sent=sent, forwarded=forwarded)
         reported = None if usage is None else prices.parse_usage(usage)
         with self._lock:
@@ -124,7 +128,8 @@ class Ledger:
             bucket = state.models.setdefault(model, _Bucket())
             billed = reported or prices.simulate_usage(model, forwarded, bucket.cached_prefix)
             bucket.usage += billed
-            bucket.baseline += billed.scaled(sent, forwarded)
+            saved = sent - forwarded
+            bucket.baseline += billed.without_savings(saved_earlier, saved - saved_earlier)
             cacheable = forwarded >= price_for(model).min_cache_tokens
             bucket.cached_prefix = forwarded if cacheable else 0
             state.turns += 1
@@ -332,6 +337,11 @@ def _first_seen(one: SessionStats) -> str:
     return datetime.fromtimestamp(one.first_seen, UTC).strftime("%Y-%m-%d %H:%M")
 
 
+def _dollars(one: SessionStats, amount: Decimal) -> str:
+    """Dollars, starred when a model of the session has no price (see the notes)."""
+    return f"${amount:,.4f}" + ("*" if one.unknown_models else "")
+
+
 def _saved(one: SessionStats) -> str:
     return f"{(one.baseline_cost - one.cost) / one.baseline_cost:.1%}" if one.baseline_cost else "-"
 
@@ -344,8 +354,8 @@ _COLUMNS: tuple[tuple[str, Callable[[SessionStats], str]], ...] = (
     ("forwarded", lambda one: f"{one.forwarded:,}"),
     ("cache write", lambda one: f"{one.usage.write_5m + one.usage.write_1h:,}"),
     ("cache read", lambda one: f"{one.usage.read:,}"),
-    ("cost", lambda one: f"${one.cost:,.4f}"),
-    ("without headroom", lambda one: f"${one.baseline_cost:,.4f}"),
+    ("cost", lambda one: _dollars(one, one.cost)),
+    ("without headroom", lambda one: _dollars(one, one.baseline_cost)),
     ("saved", _saved),
     (
         "busts client/headroom",
@@ -364,7 +374,8 @@ def _notes(sessions: Iterable[SessionStats], total: SessionStats) -> list[str]:
         )
     if total.unknown_models:
         notes.append(
-            f"not in the price table, priced as {prices.DEFAULT_MODEL}: {', '.join(total.unknown_models)}"
+            f"* unknown price for {', '.join(total.unknown_models)}: their tokens are counted "
+            "but not their dollars (the model is not in headroom's price table)"
         )
     for one in sessions:
         count, detail = one.events["headroom_bust"]

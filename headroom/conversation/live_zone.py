@@ -2,10 +2,10 @@
 
 Agents resend the whole, uncompressed history every turn. A compression decision for a
 payload is taken once, when the payload is first seen, and kept as a note in the store
-(keyed by the session, the payload's place in the conversation and its content), so a
-later turn, a new question or a restarted process forwards the same bytes. Payloads in
-messages the client already sent in an earlier turn are never compressed for the first
-time: that would rewrite what the provider has cached.
+(keyed by the session, the payload's place in the conversation, its content and everything
+before it), so a later turn, a new question or a restarted process forwards the same bytes.
+Payloads in messages the client already sent in an earlier turn are never compressed for the
+first time: that would rewrite what the provider has cached.
 
 In `token` mode every payload is compressed afresh with the current question (maximum
 savings; the cache cost shows in the ledger).
@@ -96,12 +96,14 @@ def _turn(
     client = [prefix.hash_message(m) for m in messages]
     previous = prefix.load(store, name)
     frozen = prefix.frozen_count(previous, client)
+    chains = _chains(client)
     transforms = [
         _decide(
-            payload, _identity(payload, client), found.query, frozen, name, store, settings, model
+            payload, _identity(payload, client, chains), found.query, frozen, name, store,
+            settings, model,
         )
         for payload in found.payloads
-    ]
+    ]  # fmt: skip
     replacements = {t.location: t.output for t in transforms if t.skipped is None}
     forwarded = conversation.write(messages, replacements)
     forwarded_hashes = tuple(
@@ -113,11 +115,26 @@ def _turn(
     return Turn(name, forwarded, transforms, frozen, events, tuple(client), found.query)
 
 
-def _identity(payload: conversation.Payload, client: Sequence[prefix.MessageHash]) -> str:
-    """The content identity of a payload: the hash of the block holding it (of its message,
-    for OpenAI), already computed for the prefix tracker."""
+def _chains(client: Sequence[prefix.MessageHash]) -> list[str]:
+    """For each message, a hash of every message before it."""
+    chains, running = [], hashlib.sha256()
+    for message in client:
+        chains.append(running.hexdigest())
+        running.update(message.whole.encode())
+    return chains
+
+
+def _identity(
+    payload: conversation.Payload, client: Sequence[prefix.MessageHash], chains: Sequence[str]
+) -> str:
+    """The identity of a payload: the hash of the block holding it (of its message, for
+    OpenAI) and of everything before it. Two conversations that share their opening (and so a
+    derived session name) share a decision only where they are the same conversation up to
+    the payload, with the same edits before it and the same question asked."""
+    index = payload.location[0]
     block = payload.location[1] if len(payload.location) > 2 else -1
-    return prefix.identity(client, payload.location[0], block)
+    before = client[index].blocks[:block] if block >= 0 else ()
+    return prefix.digest([chains[index], *before, prefix.identity(client, index, block)])
 
 
 def _decide(
@@ -134,7 +151,7 @@ def _decide(
         payload.text, payload.hints, query, payload.location, payload.ranged_read, payload.edited
     )
     if settings.mode == "token":
-        return _remember_origin(compress_payload(request, store, settings, model), session, store)
+        return remember_origin(compress_payload(request, store, settings, model), session, store)
     note = _note_name(session, payload, identity)
     remembered = store.recall(note)
     if remembered is not None:
@@ -143,14 +160,14 @@ def _decide(
         transform = Transform(payload.location, "unknown", skipped="sent in an earlier turn",
                               model=model, original=payload.text, output=payload.text)  # fmt: skip
     else:
-        transform = _remember_origin(
+        transform = remember_origin(
             compress_payload(request, store, settings, model), session, store
         )
     store.remember(note, _encode(transform))
     return transform
 
 
-def _remember_origin(transform: Transform, session: str, store: Store) -> Transform:
+def remember_origin(transform: Transform, session: str, store: Store) -> Transform:
     """Notes which session and kind a key came from, so its retrievals can be counted."""
     if transform.keys:
         store.remember(f"origin:{transform.keys[0]}", json.dumps([session, transform.kind]))

@@ -1,21 +1,28 @@
 """One request body through the conversation layer, as an edge (the proxy) hands it over.
 
-The body is an Anthropic Messages or OpenAI Chat Completions request as a dict. Tool
-definitions are normalised so equal tools serialise to equal bytes (and a client's varying
-tool order is pinned to the order first forwarded), the messages go through the live zone,
-volatile parts of the system prompt are reported (moved to its end only when the setting
-asks), and an Anthropic request without `cache_control` gets breakpoints at stable
-boundaries. The caller's body is never changed; what is forwarded is a new body.
+The body is an Anthropic Messages, OpenAI Chat Completions, OpenAI Responses (`input`) or
+Gemini `generateContent` (`contents`) request as a dict. Tool definitions are normalised so
+equal tools serialise to equal bytes (and a client's varying tool order is pinned to the
+order first forwarded), the messages go through the live zone, volatile parts of the system
+prompt are reported (moved to its end only when the setting asks), and an Anthropic request
+without `cache_control` gets breakpoints at stable boundaries. The caller's body is never
+changed; what is forwarded is a new body.
+
+The context budget trims the chat shapes only; Responses and Gemini bodies get the live
+zone, the frozen prefix and the ledger. Gemini's tools (`functionDeclarations` groups) are
+forwarded as they came. A Responses request that continues a stored response
+(`previous_response_id`) carries only its new items: they are compressed, and the prefix
+tracker does not compare them with the last turn's.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from headroom import tokens
+from headroom import messages_gemini, messages_responses, tokens
 from headroom.config import Settings
 from headroom.conversation import breakpoints, budget, prefix, stable, trims
 from headroom.conversation.accounts import TokenMemo, count_messages, update_ledger
@@ -24,7 +31,15 @@ from headroom.conversation.live_zone import Turn, compress_turn
 from headroom.errors import InvalidMessagesError
 from headroom.store.base import Store
 
-PROVIDERS = ("anthropic", "openai")
+PROVIDERS = ("anthropic", "openai", "openai-responses", "gemini")
+_CONVERSATIONS = {
+    "anthropic": "messages",
+    "openai": "messages",
+    "openai-responses": "input",
+    "gemini": "contents",
+}
+"""The field of each provider's request body that holds the conversation."""
+_BUDGETED = ("anthropic", "openai")
 
 
 @dataclass(frozen=True)
@@ -37,6 +52,8 @@ class Prepared:
     """Volatile spans of the system prompt (dates, ids, listings), reported every turn."""
     trim: budget.Trim | None
     """The budget trim made on this turn, if the request would not have fit."""
+    provider: str
+    """One of PROVIDERS: where the body keeps its conversation."""
 
 
 def prepare(
@@ -58,30 +75,62 @@ def prepare(
     """
     if provider not in PROVIDERS:
         raise InvalidMessagesError(f"provider {provider!r} is not one of {', '.join(PROVIDERS)}")
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        raise InvalidMessagesError("the request body has no 'messages' list")
-    system = body.get("system") if provider == "anthropic" else _openai_system(messages)
+    messages = conversation(body, provider)
+    system = _system(body, provider, messages)
     turn = compress_turn(
         messages, store, settings, model=body.get("model"), session=session, system=system
     )  # validates the messages first
     name = turn.session
     forwarded = dict(body)
-    if body.get("tools"):
+    if body.get("tools") and provider != "gemini":
         forwarded["tools"] = _tools(body["tools"], store, name)
     volatile = stable.find_volatile(system) if system else []
     if provider == "anthropic" and volatile and settings.move_volatile:
         forwarded["system"] = stable.move_volatile_to_end(body["system"], volatile)
-    messages_out = trims.replay(store, name, turn.client, turn.messages)
-    trim = None
-    if not client_compacts:
-        messages_out, trim = _fit(
-            messages_out, provider, turn, store, settings, body, previous_input_tokens
-        )
-    forwarded["messages"] = messages_out
+    messages_out, trim = turn.messages, None
+    if provider in _BUDGETED:
+        messages_out = trims.replay(store, name, turn.client, turn.messages)
+        if not client_compacts:
+            messages_out, trim = _fit(
+                messages_out, provider, turn, store, settings, body, previous_input_tokens
+            )
+    key = _CONVERSATIONS[provider]
+    if isinstance(body.get(key), list):  # a Responses string input has nothing to compress
+        forwarded[key] = messages_out
+    if provider == "openai-responses" and body.get("previous_response_id"):
+        turn = replace(turn, busts=[])  # new items only: there is no history to compare
     if provider == "anthropic":
         forwarded = breakpoints.place_breakpoints(forwarded, turn.frozen)
-    return Prepared(forwarded, turn, volatile, trim)
+    return Prepared(forwarded, turn, volatile, trim, provider)
+
+
+def conversation(body: Mapping[str, Any], provider: str) -> list[Any]:
+    """The conversation of a provider's request body (a Responses string input is one user
+    message; a Responses request without input, naming a stored prompt, has none)."""
+    key = _CONVERSATIONS[provider]
+    value = body.get(key)
+    if provider == "openai-responses" and not isinstance(value, list):
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [{"role": "user", "content": value}]
+        raise InvalidMessagesError(
+            f"the request body's 'input' must be a string or a list of items, "
+            f"got {type(value).__name__}"
+        )
+    if not isinstance(value, list):
+        raise InvalidMessagesError(f"the request body has no {key!r} list")
+    return value
+
+
+def _system(body: Mapping[str, Any], provider: str, messages: list[Any]) -> Any:
+    if provider == "anthropic":
+        return body.get("system")
+    if provider == "gemini":
+        return messages_gemini.system_text(body)
+    if provider == "openai-responses":
+        return messages_responses.system_text(body)
+    return _openai_system(messages)
 
 
 def _fit(
@@ -124,10 +173,14 @@ def _estimate(messages: list[Any], frozen: int, previous: int | None, limit: int
 
 def _tools(tools: Any, store: Store, session: str) -> list[dict[str, Any]]:
     note = f"tools:{session}"
-    remembered = store.recall(note)
-    previous = json.loads(remembered) if remembered else None
+    remembered = json.loads(store.recall(note) or "null")
+    # Anything but a list of tools (a damaged note) starts afresh rather than failing a request.
+    previous = remembered if isinstance(remembered, list) and all(
+        isinstance(tool, dict) for tool in remembered
+    ) else None  # fmt: skip
     normalized = stable.normalize_tools(tools, previous)
-    store.remember(note, json.dumps(stable.tool_names(normalized)))
+    kept = [{k: v for k, v in tool.items() if k != "cache_control"} for tool in normalized]
+    store.remember(note, json.dumps(kept))
     return normalized
 
 
@@ -156,13 +209,22 @@ def account(
     It counts tokens, so an edge calls it off the request's hot path (after the answer)."""
     model = str(body.get("model") or "unknown")
     turn = prepared.turn
-    sent = count_messages(body["messages"], [m.whole for m in turn.client], model, MEMO)
-    forwarded_messages = prepared.body["messages"]
+    client = conversation(body, prepared.provider)
+    client_hashes = [m.whole for m in turn.client]
+    sent = count_messages(client, client_hashes, model, MEMO)
+    forwarded_messages = conversation(prepared.body, prepared.provider)
     hashes = [prefix.hash_message(m).whole for m in forwarded_messages]
     forwarded = count_messages(forwarded_messages, hashes, model, MEMO)
+    frozen = min(turn.frozen, len(client), len(forwarded_messages))
+    saved_earlier = count_messages(
+        client[:frozen], client_hashes[:frozen], model, MEMO
+    ) - count_messages(forwarded_messages[:frozen], hashes[:frozen], model, MEMO)
 
     def change(ledger: Ledger) -> None:
-        ledger.record_turn(turn.session, model, sent=sent, forwarded=forwarded, usage=usage)
+        ledger.record_turn(
+            turn.session, model, sent=sent, forwarded=forwarded, usage=usage,
+            saved_earlier=saved_earlier,
+        )  # fmt: skip
         for t in turn.transforms:
             if t.skipped is None and not t.replayed:
                 ledger.record_compression(turn.session, t.kind, t.tokens_in, t.tokens_out)

@@ -2,12 +2,14 @@
 
 The provider caches tools, then system, then messages, so a changed byte in a tool schema or
 the system prompt turns every later cached read into a write. `normalize_tools` makes equal
-tools serialise to equal bytes: every object key is sorted, recursively (JSON-schema keywords,
-`properties` names and the tool object's own keys alike — equal as JSON values means equal
-bytes), while list order (`enum`, `required`, `anyOf`) is kept as written. Tool order changes
-only where the client's own order varies between turns: tools seen before keep the order
-forwarded last turn, new ones follow in their arrival order. `cache_control` markers stay at
-their positions in the list (the client marks "the end of the tools", not a tool).
+tools serialise to equal bytes: a tool equal as a JSON value (object key order set aside, list
+order kept) to the one forwarded last turn goes with last turn's bytes, so a client whose
+schemas come out in varying key order still hits its cache; a new or changed tool goes as the
+client sent it. The first turn therefore forwards the client's own bytes, and a session through
+headroom writes the same cache as one going direct. Tool order changes only where the client's
+own order varies between turns: tools seen before keep the order forwarded last turn, new ones
+follow in their arrival order. `cache_control` markers stay at their positions in the list
+(the client marks "the end of the tools", not a tool).
 
 `find_volatile` reports what in a system prompt changes from turn to turn or session to
 session: dates, times, UUIDs, hex ids, counters, Claude Code's environment lines and git
@@ -20,7 +22,9 @@ regex here is linear: no nested or overlapping unbounded repeats.
 from __future__ import annotations
 
 import bisect
+import copy
 import itertools
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -101,18 +105,20 @@ def tool_names(tools: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def normalize_tools(
-    tools: Sequence[Mapping[str, Any]], previous_order: Sequence[str] | None
+    tools: Sequence[Mapping[str, Any]], previous: Sequence[Mapping[str, Any]] | None
 ) -> list[dict[str, Any]]:
-    """New tool dicts with every key sorted and the order forwarded last turn restored.
+    """New tool dicts in the order forwarded last turn, each with last turn's bytes when it is
+    equal to last turn's tool as a JSON value.
 
-    `previous_order` is `tool_names` of what was forwarded on the previous turn (on the
-    second turn: the first turn's order), or None on a session's first turn. Tools named
-    there come in that order; tools not named there follow in their arrival order.
+    `previous` is what was forwarded on the previous turn (without `cache_control`), or None
+    on a session's first turn. Tools named there come in that order; tools not named there
+    follow in their arrival order.
     """
     names = tool_names(tools)
-    rank: dict[str, int] = {}
-    for position, name in enumerate(previous_order or ()):
-        rank.setdefault(name, position)
+    before = {
+        name: tool for name, tool in zip(tool_names(previous or ()), previous or (), strict=True)
+    }
+    rank = {name: position for position, name in enumerate(before)}
     known = sorted(
         (i for i, name in enumerate(names) if name in rank), key=lambda i: rank[names[i]]
     )
@@ -120,9 +126,13 @@ def normalize_tools(
     result = []
     for position, index in enumerate(order):
         tool = {key: value for key, value in tools[index].items() if key != "cache_control"}
+        earlier = before.get(names[index])
+        if earlier is not None and _same_value(earlier, tool):
+            tool = dict(earlier)
+        tool = copy.deepcopy(tool)
         if "cache_control" in tools[position]:
-            tool["cache_control"] = tools[position]["cache_control"]
-        result.append(_canonical(tool))
+            tool["cache_control"] = copy.deepcopy(tools[position]["cache_control"])
+        result.append(tool)
     return result
 
 
@@ -205,13 +215,9 @@ def _tool_name(index: int, tool: object) -> str:
     )
 
 
-def _canonical(value: Any) -> Any:
-    """A copy with every object's keys sorted, recursively; lists keep their order."""
-    if isinstance(value, Mapping):
-        return {key: _canonical(value[key]) for key in sorted(value)}
-    if isinstance(value, list | tuple):
-        return [_canonical(item) for item in value]
-    return value
+def _same_value(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Equal as JSON values: object key order set aside, list order and number types kept."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 def _texts(system: object) -> list[tuple[int, str]]:

@@ -7,6 +7,11 @@ a client names its session) is a `Provider` value, defined beside each provider'
 helpers (`anthropic.py`, `openai.py`). A body that is not a JSON object, or whose messages
 headroom cannot read, gets a 400 in the provider's error shape; any other headroom failure
 forwards the client's body as it came (fail open).
+
+A provider with retrieve in the loop (`Provider.retrieve`, `retrieve_loop`) has the body
+planned before the conversation layer (remembered hidden exchanges spliced back, the
+`headroom_retrieve` tool offered) and the answer relayed by the loop, which answers the
+model's retrieve calls itself.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from headroom.config import Settings
 from headroom.conversation.request import Prepared, account, prepare
 from headroom.errors import HeadroomError, InvalidMessagesError
 from headroom.proxy import upstream
+from headroom.proxy.retrieve_loop import Plan, Relay, RetrieveLoop
 from headroom.store.base import Store
 
 
@@ -49,6 +55,11 @@ class Provider:
     """The session the client names, and whether it compacts its own context."""
     target: Callable[[str, Request], str] = upstream.target
     """The upstream URL of a request, from the base URL."""
+    model_of: Callable[[Request], str | None] | None = None
+    """The model a request names outside its body (Bedrock's path): the conversation layer
+    and the ledger see it in the body, the forwarded body stays without it."""
+    retrieve: RetrieveLoop | None = None
+    """Retrieve in the loop (the proxy answers `headroom_retrieve` calls), where it is on."""
 
 
 @dataclass(frozen=True)
@@ -72,37 +83,55 @@ class Adapter:
             return self.provider.error(400, invalid, f"the request body is not JSON: {exc}")
         if not isinstance(body, dict):
             return self.provider.error(400, invalid, "the request body must be a JSON object")
+        named = self.provider.model_of(request) if self.provider.model_of else None
+        seen = {"model": named, **body} if named and "model" not in body else body
         try:
-            prepared = await run_in_threadpool(self._prepare, body, request)
+            plan, prepared = await run_in_threadpool(self._prepare, seen, request)
         except InvalidMessagesError as exc:
             return self.provider.error(400, invalid, str(exc))
         except HeadroomError:
             return await self._send(request, raw)
+        out = prepared.body
+        if seen is not body:
+            out = {name: value for name, value in out.items() if name != "model"}
         # ASCII JSON: lone surrogates from the client's escapes stay escapes, never bad UTF-8.
-        forwarded = json.dumps(prepared.body).encode()
+        forwarded = json.dumps(out).encode()
 
         def finished(answer: bytes) -> None:
-            self._account(body, prepared, answer)
+            self._account(plan.body if plan else seen, prepared, answer)
 
-        return await self._send(request, forwarded, finished)
+        return await self._send(request, forwarded, finished, self._relay(plan, out))
 
     async def passthrough(self, request: Request) -> Response:
         """Any other path: the client's bytes upstream, the upstream's bytes back."""
         return await self._send(request, await request.body())
 
-    def _prepare(self, body: dict[str, Any], request: Request) -> Prepared:
+    def _prepare(self, body: dict[str, Any], request: Request) -> tuple[Plan | None, Prepared]:
         session, compacts = self.provider.client_context(request)
-        return prepare(
-            body, self.provider.name, self.store, self.settings,
+        loop = self.provider.retrieve
+        plan = loop.plan(body, self.store, session) if loop is not None else None
+        return plan, prepare(
+            plan.body if plan else body, self.provider.name, self.store, self.settings,
             session=session, client_compacts=compacts,
         )  # fmt: skip
 
+    def _relay(self, plan: Plan | None, forwarded: dict[str, Any]) -> Relay:
+        """`upstream.relay`, or the retrieve loop's when this request offers the tool."""
+        loop = self.provider.retrieve
+        if loop is None or plan is None or not plan.offered:
+            return upstream.relay
+        return loop.relay(self.store, plan, forwarded)
+
     async def _send(
-        self, request: Request, content: bytes, finished: upstream.Finished | None = None
+        self,
+        request: Request,
+        content: bytes,
+        finished: upstream.Finished | None = None,
+        relay: Relay = upstream.relay,
     ) -> Response:
         base = str(getattr(self.settings, self.provider.url_setting))
         try:
-            return await upstream.relay(
+            return await relay(
                 self.client, request, self.provider.target(base, request), content, finished
             )
         except httpx.TransportError as exc:

@@ -12,6 +12,8 @@ from starlette.responses import JSONResponse
 
 from headroom.proxy import upstream
 from headroom.proxy.adapter import Provider
+from headroom.proxy.retrieve_anthropic import AnthropicDialect
+from headroom.proxy.retrieve_loop import RetrieveLoop
 
 SESSION_HEADERS = ("x-headroom-session-id", "x-claude-code-session-id")
 COMPACTING_CLIENTS = ("claude-cli", "claude-code")
@@ -51,4 +53,5 @@ ANTHROPIC = Provider(
     error=error,
     usage_of=usage_of,
     client_context=client_context,
+    retrieve=RetrieveLoop(AnthropicDialect()),
 )

@@ -1,15 +1,21 @@
 """The proxy's ASGI app: health endpoints, the Anthropic and OpenAI adapters, and one
-upstream HTTP client per app, opened at startup and closed at shutdown.
+upstream HTTP client per app (Bedrock has its own, which signs), opened at startup and closed
+at shutdown.
 
 Routes: `POST /v1/messages` is Anthropic's; `POST /v1/chat/completions` and
 `POST /v1/responses` are OpenAI's. Every other path is passed through to the upstream its
 auth header names: `authorization: Bearer ...` with neither `x-api-key` nor
 `anthropic-version` (which every Anthropic SDK sends, OAuth clients included) goes to
-OpenAI; anything else goes to Anthropic.
+OpenAI; anything else goes to Anthropic. Bedrock Runtime's paths (`/model/...`) and any
+request signed with AWS SigV4 go to Bedrock, re-signed with the proxy's own credentials.
+Gemini's requests, known by their paths or their key (see `gemini.is_gemini`), go to
+Gemini: `/{version}/models/{model}:generateContent` and `:streamGenerateContent` through the
+conversation layer.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,14 +28,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from headroom.api import store_for
 from headroom.config import Settings
-from headroom.proxy import admin
+from headroom.proxy import admin, upstream
 from headroom.proxy.adapter import Adapter
 from headroom.proxy.anthropic import ANTHROPIC
-from headroom.proxy.openai import OPENAI
+from headroom.proxy.bedrock import Bedrock, is_signed
+from headroom.proxy.gemini import GEMINI, is_gemini
+from headroom.proxy.gemini import endpoint as gemini_endpoint
+from headroom.proxy.openai import OPENAI, OPENAI_RESPONSES
 from headroom.store.base import Store
 
 TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 """Long reads: a model may think for minutes before its first byte."""
+LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=20)
+"""No cap on concurrent upstream connections (httpx's default of 100 would queue the 101st
+concurrent request behind slow answers); idle ones kept as httpx does."""
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
@@ -63,7 +75,8 @@ class CountRequests:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        provider = _PROVIDERS.get(scope["path"], "other")
+        bedrock = "bedrock" if scope["path"].startswith("/model/") else "other"
+        provider = _PROVIDERS.get(scope["path"], bedrock)
 
         async def counted(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -80,28 +93,43 @@ def create_app(
 ) -> Starlette:
     """The proxy app for these settings; `store` defaults to the settings' store and
     `transport` to the network (tests may pass another)."""
-    client = httpx.AsyncClient(transport=transport, timeout=TIMEOUT, follow_redirects=False)
+    client = httpx.AsyncClient(
+        transport=transport, timeout=TIMEOUT, limits=LIMITS, follow_redirects=False
+    )
     chosen = store or store_for(settings)
     metrics = admin.Metrics()
     anthropic = Adapter(client, chosen, settings, ANTHROPIC)
     openai = Adapter(client, chosen, settings, OPENAI)
+    responses = Adapter(client, chosen, settings, OPENAI_RESPONSES)
+    gemini = gemini_endpoint(Adapter(client, chosen, settings, GEMINI))
+    bedrock = Bedrock.create(chosen, settings, transport, TIMEOUT, LIMITS)
 
     async def passthrough(request: Request) -> Response:
+        if is_signed(request):
+            return await bedrock.passthrough(request)
+        if is_gemini(request):
+            return await gemini(request)
         if is_openai(request):
             return await openai.passthrough(request)
         return await anthropic.passthrough(request)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with client:
-            yield
+        quiet = upstream.IncompleteAnswers()
+        logging.getLogger("uvicorn.error").addFilter(quiet)
+        try:
+            async with client, bedrock.client:
+                yield
+        finally:
+            logging.getLogger("uvicorn.error").removeFilter(quiet)
 
     routes = [
         Route("/livez", ok, methods=["GET"]),
         Route("/readyz", ok, methods=["GET"]),
         Route("/v1/messages", anthropic.compress, methods=["POST"]),
         Route("/v1/chat/completions", openai.compress, methods=["POST"]),
-        Route("/v1/responses", openai.passthrough, methods=["POST"]),
+        Route("/v1/responses", responses.compress, methods=["POST"]),
+        *bedrock.routes(),
         *admin.routes(chosen, settings, settings.admin_token or None, metrics),
         Route("/{path:path}", passthrough, methods=METHODS),
     ]

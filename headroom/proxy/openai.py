@@ -1,6 +1,7 @@
-"""OpenAI as a `Provider`: `POST /v1/chat/completions` (streaming or not) is the
-conversation endpoint; `POST /v1/responses` and every other OpenAI path is passed through
-byte for byte.
+"""OpenAI as a `Provider`: `POST /v1/chat/completions` and `POST /v1/responses` (streaming
+or not) are the conversation endpoints; every other OpenAI path is passed through byte for
+byte. Responses is a `Provider` of its own (`OPENAI_RESPONSES`) that differs only in its
+body's shape and where its usage sits.
 
 The proxy's paths are the SDK's paths under `/v1`, and `openai_url` is the base URL as the
 SDK takes it (`https://api.openai.com/v1`), so `/v1/chat/completions` goes to
@@ -8,11 +9,13 @@ SDK takes it (`https://api.openai.com/v1`), so `/v1/chat/completions` goes to
 headroom cannot read, gets a 400 in OpenAI's own error shape; any other headroom failure
 forwards the client's body as it came (fail open). The turn is accounted after the client
 has the whole answer, with the `usage` of the JSON answer or, for a stream, of the chunk
-that carries it (sent when the client asks `stream_options.include_usage`).
+that carries it (sent when the client asks `stream_options.include_usage`); a Responses
+stream carries it in its final `response.completed` event.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
@@ -20,6 +23,8 @@ from starlette.responses import JSONResponse
 
 from headroom.proxy import upstream
 from headroom.proxy.adapter import Provider
+from headroom.proxy.retrieve_loop import RetrieveLoop
+from headroom.proxy.retrieve_openai import OpenAIDialect
 
 SESSION_HEADER = "x-headroom-session-id"
 
@@ -65,4 +70,21 @@ OPENAI = Provider(
     usage_of=usage_of,
     client_context=client_context,
     target=target,
+    retrieve=RetrieveLoop(OpenAIDialect()),
 )
+
+
+def responses_usage_of(answer: bytes) -> dict[str, Any] | None:
+    """The `usage` of a Responses answer: the JSON response's, or in a stream the response
+    of its final event (`response.completed`, or `.incomplete` / `.failed`); None when there
+    is none to read."""
+    found = None
+    for event in upstream.answer_events(answer):
+        response = event.get("response")
+        carrier = response if isinstance(response, dict) else event
+        if isinstance(carrier.get("usage"), dict):
+            found = carrier["usage"]
+    return found
+
+
+OPENAI_RESPONSES = replace(OPENAI, name="openai-responses", usage_of=responses_usage_of)

@@ -9,13 +9,16 @@ bytes (compressed bytes stay compressed, with their `content-encoding`).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import anyio
 import httpx
-from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 HOP_BY_HOP = frozenset(
     (
@@ -32,6 +35,8 @@ HOP_BY_HOP = frozenset(
 )
 _NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length"}
 _NOT_RELAYED = HOP_BY_HOP | {"content-length"}
+
+logger = logging.getLogger("headroom.proxy")
 
 Finished = Callable[[bytes], None]
 """Called with the whole relayed answer once the client has it (usage, accounting)."""
@@ -65,41 +70,111 @@ async def relay(
     finished: Finished | None = None,
 ) -> Response:
     """Sends the request upstream and streams the answer back as it arrives; `finished`
-    runs after the client has the last byte."""
+    runs after the client has the last byte. A client that disconnects cancels the upstream
+    call, whether it is still waiting for the upstream's headers or reading the answer."""
     outgoing = client.build_request(
         request.method, url, headers=request_headers(request.headers), content=content
     )
-    upstream = await client.send(outgoing, stream=True)
-    if upstream.status_code >= 400:
+    answer = await _unless_client_leaves(client, outgoing, request.receive)
+    if answer is None:
+        return Response(status_code=CLIENT_GONE)
+    if answer.status_code >= 400:
         finished = None  # an error answer is relayed, not accounted
-    received: list[bytes] = []
+    return Relayed(answer, finished)
 
-    async def body() -> AsyncIterator[bytes]:
+
+CLIENT_GONE = 499
+"""The status of an answer to a client that left before it came (never sent; logged only)."""
+
+
+async def _unless_client_leaves(
+    client: httpx.AsyncClient, outgoing: httpx.Request, receive: Receive
+) -> httpx.Response | None:
+    """The upstream's answer (headers read, body not yet), or None when the client
+    disconnected first and the call was cancelled."""
+    answers: list[httpx.Response] = []
+    errors: list[httpx.TransportError] = []
+    async with anyio.create_task_group() as group:
+        group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
         try:
-            async for chunk in upstream.aiter_raw():
-                if finished is not None:
-                    received.append(chunk)
-                yield chunk
-        finally:
-            await upstream.aclose()
-
-    task = BackgroundTask(_after, finished, received) if finished is not None else None
-    return _response(upstream, body(), task)
+            answers.append(await client.send(outgoing, stream=True))
+        except httpx.TransportError as exc:
+            errors.append(exc)  # raised out here, not wrapped in the task group's ExceptionGroup
+        group.cancel_scope.cancel()
+    if errors:
+        raise errors[0]
+    return answers[0] if answers else None
 
 
-def _response(
-    upstream: httpx.Response, body: AsyncIterator[bytes], task: BackgroundTask | None
-) -> Response:
-    response = StreamingResponse(body, status_code=upstream.status_code, background=task)
-    response.raw_headers = [
-        (name.encode("latin-1"), value.encode("latin-1"))
-        for name, value in response_headers(upstream.headers)
-    ]
-    return response
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
 
 
-def _after(finished: Finished, received: list[bytes]) -> None:
-    finished(b"".join(received))
+class Relayed(Response):
+    """The upstream's answer, relayed to the client chunk by chunk as it arrives.
+
+    If the client leaves, the upstream response is closed (its connection with it). If the
+    upstream cuts its answer short, the client's connection is closed at the same point, so
+    the client sees the same truncated answer it would have seen going direct."""
+
+    def __init__(self, answer: httpx.Response, finished: Finished | None) -> None:
+        self.answer, self.finished = answer, finished
+        self.status_code = answer.status_code
+        self.background = None
+        self.raw_headers = [
+            (name.encode("latin-1"), value.encode("latin-1"))
+            for name, value in response_headers(answer.headers)
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        received: list[bytes] = []
+        complete = False
+        async with anyio.create_task_group() as group:
+            group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
+            try:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": self.status_code,
+                        "headers": self.raw_headers,
+                    }
+                )
+                async for chunk in self.answer.aiter_raw():
+                    if self.finished is not None:
+                        received.append(chunk)
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                complete = True
+            except httpx.TransportError as exc:
+                _cut(scope, exc)
+            finally:
+                with anyio.CancelScope(shield=True):  # a departed client cancelled us
+                    await self.answer.aclose()
+                group.cancel_scope.cancel()
+        if complete and self.finished is not None:
+            await run_in_threadpool(self.finished, b"".join(received))
+
+
+def _cut(scope: Scope, exc: httpx.TransportError) -> None:
+    """Logs an answer the upstream cut short; returning without the answer's last message
+    makes the server close the client's connection, as the upstream closed the proxy's."""
+    logger.warning(
+        "the upstream cut its answer to %s %s short (%s); the client's connection is closed "
+        "at the same point",
+        scope["method"],
+        scope["path"],
+        exc,
+    )
+
+
+class IncompleteAnswers(logging.Filter):
+    """Drops uvicorn's report of an answer that ended without its last message: the relay
+    ends one on purpose when the upstream cut it, and logs that itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing response."
 
 
 def answer_events(answer: bytes) -> list[dict[str, Any]]:

@@ -45,15 +45,22 @@ def ticking(start: float = NOV_3_2026, step: float = 60.0) -> Callable[[], float
 def test_reported_anthropic_usage_is_billed_exactly_with_and_without_headroom() -> None:
     ledger = Ledger(ticking())
     billed = ledger.record_turn(
-        "s1", "claude-sonnet-4-5-20250929", sent=60_000, forwarded=40_000, usage=ANTHROPIC_USAGE
+        "s1",
+        "claude-sonnet-4-5-20250929",
+        sent=60_000,
+        forwarded=40_000,
+        usage=ANTHROPIC_USAGE,
+        saved_earlier=15_000,
     )
     assert billed == Usage(uncached=100, write_5m=2_000, read=37_900, output=500)
     (stats,) = ledger.sessions()
     # 100 * 3 + 2000 * 3.75 + 37900 * 0.30 + 500 * 15 = 26670 micro-dollars
     assert stats.cost == Decimal("0.02667")
-    # the client's tokens at the same cache behaviour: input side times 60000 / 40000
-    assert stats.baseline == Usage(uncached=150, write_5m=3_000, read=56_850, output=500)
-    assert stats.baseline_cost == Decimal("0.036255")
+    # the client's tokens at the same cache behaviour: the 15000 saved in earlier messages
+    # would have been read, the 5000 saved in the new ones written
+    assert stats.baseline == Usage(uncached=100, write_5m=7_000, read=52_900, output=500)
+    # 100 * 3 + 7000 * 3.75 + 52900 * 0.30 + 500 * 15 = 49920 micro-dollars
+    assert stats.baseline_cost == Decimal("0.04992")
     assert (stats.sent, stats.forwarded, stats.turns, stats.simulated_turns) == (
         60_000,
         40_000,
@@ -113,13 +120,19 @@ def test_each_model_of_a_session_has_its_own_cache_and_prices() -> None:
     assert ledger.total().cost == Decimal("0.0245")
 
 
-def test_an_unknown_model_is_flagged_and_priced_as_the_default() -> None:
+def test_an_unknown_model_counts_its_tokens_but_no_dollars_and_says_so() -> None:
     ledger = Ledger(ticking())
     ledger.record_turn("s1", "mystery-model-7", sent=2_000, forwarded=2_000, usage=ANTHROPIC_USAGE)
+    ledger.record_turn(
+        "s1", "claude-sonnet-4-5", sent=2_000, forwarded=2_000, usage=ANTHROPIC_USAGE
+    )
     (stats,) = ledger.sessions()
     assert stats.unknown_models == ("mystery-model-7",)
-    assert stats.cost == Decimal("0.02667")
-    assert "not in the price table, priced as claude-sonnet-4-5: mystery-model-7" in render(ledger)
+    assert stats.usage.read == 2 * 37_900
+    assert stats.cost == Decimal("0.02667")  # the Sonnet turn only
+    text = render(ledger)
+    assert "$0.0267*" in text
+    assert "* unknown price for mystery-model-7" in text
 
 
 def test_retrievals_per_kind_show_which_kind_is_compressed_too_hard() -> None:
@@ -253,11 +266,16 @@ def test_the_report_has_a_row_per_session_a_total_and_the_kinds() -> None:
 def test_the_report_shows_dollars_and_the_saving() -> None:
     ledger = Ledger(ticking())
     ledger.record_turn(
-        "s1", "claude-sonnet-4-5", sent=60_000, forwarded=40_000, usage=ANTHROPIC_USAGE
+        "s1",
+        "claude-sonnet-4-5",
+        sent=60_000,
+        forwarded=40_000,
+        usage=ANTHROPIC_USAGE,
+        saved_earlier=15_000,
     )
     row = next(line for line in render(ledger).splitlines() if line.startswith("s1 "))
-    # $0.02667 against $0.036255: 26.4 % saved
-    assert "$0.0267" in row and "$0.0363" in row and "26.4%" in row
+    # $0.02667 against $0.04992: 46.6 % saved
+    assert "$0.0267" in row and "$0.0499" in row and "46.6%" in row
 
 
 def test_an_empty_ledger_says_so() -> None:

@@ -16,7 +16,7 @@ from headroom import compress
 from headroom.config import Settings
 from headroom.conversation import prefix
 from headroom.conversation.live_zone import compress_turn
-from headroom.store import open_store
+from headroom.store import MemoryStore, open_store
 
 STDLIB = Path(json.__file__).parent.parent
 
@@ -178,3 +178,24 @@ def test_the_prefix_stays_stable_across_a_process_restart(
         forwarded.append(json.loads(done.stdout))
     assert_stable(forwarded)
     assert len(forwarded[-1][2]["content"][0]["content"]) < len(PAYLOADS[0][1])
+
+
+def test_a_decision_evicted_from_a_full_store_shows_as_a_bust_never_as_silent_new_bytes() -> None:
+    """The prefix note is the last a turn writes, so a full store evicts a session's decisions
+    before it: a payload whose decision is gone is forwarded whole, and the tracker reports it."""
+    store = MemoryStore(max_bytes=20_000)
+    histories = turns()
+    histories.append(histories[-1] + [{"role": "user", "content": "And the encoder?"}])
+    previous: list[Any] = []
+    lost = 0
+    for history in histories:
+        turn = compress_turn(history, store, Settings(), session="full")
+        changed = [canonical(m) for m in turn.messages[: len(previous)]] != [
+            canonical(m) for m in previous
+        ]
+        headroom_busts = [e for e in turn.busts if e.by == "headroom"]
+        assert changed == bool(headroom_busts)
+        lost += len(headroom_busts)
+        previous = turn.messages
+    assert lost >= 1
+    assert turn.transforms[0].skipped == "sent in an earlier turn"

@@ -9,7 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from headroom.conversation.prices import (
-    DEFAULT_MODEL,
     PRICES,
     Usage,
     parse_usage,
@@ -62,6 +61,21 @@ def test_openai_bills_cached_input_at_its_published_price_and_no_write_surcharge
         ("gpt-4o-2024-08-06", "gpt-4o"),
         ("gpt-4o-mini-2024-07-18", "gpt-4o-mini"),
         ("gpt-5-2025-08-07", "gpt-5"),
+        ("gpt-4o-2024-05-13", "gpt-4o-2024-05-13"),
+        ("o3-2025-04-16", "o3"),
+        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5"),
+        ("global.anthropic.claude-opus-4-5-20251101-v1:0", "claude-opus-4-5"),
+        ("anthropic.claude-3-5-haiku-20241022-v1:0", "claude-3-5-haiku"),
+        (
+            "arn:aws:bedrock:us-east-1:123456789012:inference-profile/"
+            "eu.anthropic.claude-sonnet-4-20250514-v1:0",
+            "claude-sonnet-4",
+        ),
+        ("claude-opus-5-5[1m]", "claude-opus-5-5"),
+        ("anthropic/claude-sonnet-4.6", "claude-sonnet-4-6"),
+        ("models/gemini-2.5-flash", "gemini-2.5-flash"),
+        ("gemini-3-pro-preview", "gemini-3-pro"),
+        ("gemini-2.5-flash-lite-preview-09-2025", "gemini-2.5-flash-lite"),
     ],
 )
 def test_dated_snapshots_and_aliases_match_their_entry(model: str, entry: str) -> None:
@@ -72,15 +86,24 @@ def test_dated_snapshots_and_aliases_match_their_entry(model: str, entry: str) -
 def test_a_newer_model_is_not_billed_as_an_older_one_sharing_its_prefix() -> None:
     assert price_for("claude-opus-4-5-20251101").input == Decimal("5")
     assert price_for("claude-opus-4-5-20251101").model == "claude-opus-4-5"
-    assert not price_for("gpt-5-mini").known
-    assert not price_for("gpt-4.1-nano-2025-04-14").known
+    assert price_for("gpt-5-mini").input == Decimal("0.25")
+    assert price_for("gpt-4.1-nano-2025-04-14").input == Decimal("0.10")
+    assert not price_for("gpt-5-micro").known
+    assert not price_for("claude-opus-4-9").known
 
 
-def test_an_unknown_model_falls_back_to_the_default_and_is_flagged() -> None:
+def test_a_cache_read_is_priced_as_listed_not_as_a_tenth_of_input() -> None:
+    assert price_for("claude-opus-5-5").cache_read == Decimal("0.20")  # 0.05x input
+    assert price_for("claude-3-haiku").cache_write_5m == Decimal("0.30")  # 1.2x input
+    assert price_for("gpt-5.5-pro").cache_read == Decimal("30")  # no cached price: full input
+
+
+def test_an_unknown_model_costs_nothing_and_is_flagged() -> None:
     price = price_for("mistral-large-2411")
-    assert not price.known
-    assert price.model == DEFAULT_MODEL
-    assert (price.input, price.output) == (PRICES[DEFAULT_MODEL].input, Decimal("15"))
+    assert (price.known, price.model, price.provider) == (False, "mistral-large-2411", "anthropic")
+    assert price.cost(Usage(uncached=10**6, write_5m=10**6, read=10**6, output=10**6)) == 0
+    assert price_for("gpt-7-turbo").provider == "openai"
+    assert price_for("gemini-9-ultra-preview").provider == "google"
 
 
 def test_dollars_are_exact() -> None:
@@ -168,12 +191,40 @@ def test_a_simulated_anthropic_turn_reads_the_cached_prefix_and_writes_the_rest(
 
 def test_a_simulated_openai_turn_bills_the_uncached_part_as_plain_input() -> None:
     assert simulate_usage("gpt-4o", 10_000, 8_000) == Usage(uncached=2_000, read=8_000)
+    assert simulate_usage("gemini-2.5-flash", 10_000, 8_000) == Usage(uncached=2_000, read=8_000)
 
 
-def test_scaling_rounds_the_input_side_and_keeps_output() -> None:
-    usage = Usage(uncached=3, write_5m=10, write_1h=0, read=101, output=9)
-    assert usage.scaled(3, 2) == Usage(uncached=5, write_5m=15, write_1h=0, read=152, output=9)
-    assert usage.scaled(5, 0) == usage
+def test_a_gemini_usage_counts_cached_tokens_inside_the_prompt_and_thoughts_as_output() -> None:
+    usage = {
+        "promptTokenCount": 12_000,
+        "cachedContentTokenCount": 10_000,
+        "candidatesTokenCount": 300,
+        "thoughtsTokenCount": 700,
+        "totalTokenCount": 13_000,
+    }
+    assert parse_usage(usage) == Usage(uncached=2_000, read=10_000, output=1_000)
+
+
+def test_a_bedrock_converse_usage_reports_writes_and_reads_beside_input() -> None:
+    usage = {
+        "inputTokens": 40,
+        "outputTokens": 90,
+        "totalTokens": 5_130,
+        "cacheReadInputTokens": 4_000,
+        "cacheWriteInputTokens": 1_000,
+    }
+    assert parse_usage(usage) == Usage(uncached=40, write_5m=1_000, read=4_000, output=90)
+
+
+def test_savings_go_back_where_the_prefix_and_the_tail_were_billed() -> None:
+    warm = Usage(uncached=3, write_5m=10, read=101, output=9)
+    assert warm.without_savings(50, 7) == Usage(uncached=3, write_5m=17, read=151, output=9)
+    one_hour = Usage(uncached=3, write_1h=10, output=9)
+    assert one_hour.without_savings(50, 7) == Usage(uncached=3, write_1h=67, output=9)
+    uncached = Usage(uncached=3, output=9)
+    assert uncached.without_savings(50, 7) == Usage(uncached=60, output=9)
+    read_only = Usage(uncached=3, read=101, output=9)
+    assert read_only.without_savings(50, 7) == Usage(uncached=10, read=151, output=9)
 
 
 @given(st.sampled_from(sorted(PRICES)), st.integers(2020_01_01, 2029_12_31))

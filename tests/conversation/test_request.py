@@ -176,7 +176,7 @@ def test_bad_bodies_and_settings_are_clear_errors() -> None:
         with pytest.raises(InvalidMessagesError, match=r"messages\[0\] must be an object"):
             prepare({"messages": [1]}, provider, open_store("memory://"), Settings())
     with pytest.raises(InvalidMessagesError, match="provider"):
-        prepare({"messages": []}, "gemini", open_store("memory://"), Settings())
+        prepare({"messages": []}, "mistral", open_store("memory://"), Settings())
     with pytest.raises(ConfigError, match="HEADROOM_MOVE_VOLATILE"):
         Settings.from_env({"HEADROOM_MOVE_VOLATILE": "maybe"})
     assert Settings.from_env({"HEADROOM_MOVE_VOLATILE": "yes"}).move_volatile

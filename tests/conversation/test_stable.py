@@ -141,48 +141,54 @@ def test_tool_names_read_anthropic_openai_chat_responses_and_builtin_tools() -> 
     assert tool_names(tools) == ["Bash", "shell", "get_weather", "web_search_preview"]
 
 
-def test_schema_keys_are_sorted_recursively_but_enum_and_required_keep_their_order() -> None:
-    todo = normalize_tools(claude_code_tools(), None)[2]
-    assert list(todo) == ["description", "input_schema", "name"]
-    assert list(todo["input_schema"]) == [
-        "$schema", "additionalProperties", "properties", "required", "type",
-    ]  # fmt: skip
-    item = todo["input_schema"]["properties"]["todos"]["items"]
-    assert list(item["properties"]) == ["activeForm", "content", "status"]
-    assert item["properties"]["status"]["enum"] == ["pending", "in_progress", "completed"]
-    assert item["required"] == ["content", "status", "activeForm"]
-
-
 @pytest.mark.parametrize("tools", [claude_code_tools(), openai_chat_tools()])
-def test_normalised_tools_equal_the_input_as_json_values(tools: list[dict[str, Any]]) -> None:
-    assert normalize_tools(tools, None) == tools
+def test_the_first_turn_forwards_each_tool_byte_for_byte_as_the_client_sent_it(
+    tools: list[dict[str, Any]],
+) -> None:
+    assert dumps(normalize_tools(tools, None)) == dumps(tools)
 
 
-def test_openai_parameters_and_responses_flat_tools_are_normalised() -> None:
-    flat = {"type": "function", "name": "f", "parameters": {"type": "object", "properties": {
-        "b": {"type": "string"}, "a": {"type": "string"}}, "required": ["b", "a"]}}  # fmt: skip
-    chat, _ = normalize_tools(openai_chat_tools(), None)
-    assert list(chat["function"]["parameters"]["properties"]) == [
-        "command",
-        "timeout_ms",
-        "workdir",
-    ]
-    (result,) = normalize_tools([flat], None)
-    assert list(result["parameters"]["properties"]) == ["a", "b"]
-    assert result["parameters"]["required"] == ["b", "a"]
-
-
-def test_tools_differing_only_in_key_order_serialise_to_equal_bytes() -> None:
+def test_tools_differing_only_in_key_order_get_last_turns_bytes() -> None:
     tools = claude_code_tools()
+    first = normalize_tools(tools, None)
     reordered = [{key: _reverse_keys(tool[key]) for key in reversed(list(tool))} for tool in tools]
     assert dumps(reordered) != dumps(tools)
-    assert dumps(normalize_tools(reordered, None)) == dumps(normalize_tools(tools, None))
+    assert dumps(normalize_tools(reordered, _without_markers(first))) == dumps(first)
+
+
+def test_openai_chat_and_responses_flat_tools_get_last_turns_bytes() -> None:
+    flat = {"type": "function", "name": "f", "parameters": {"type": "object", "properties": {
+        "b": {"type": "string"}, "a": {"type": "string"}}, "required": ["b", "a"]}}  # fmt: skip
+    tools = [*openai_chat_tools(), flat]
+    first = normalize_tools(tools, None)
+    reordered = [_reverse_keys(tool) for tool in tools]
+    assert dumps(normalize_tools(reordered, first)) == dumps(first)
+
+
+def test_a_changed_tool_goes_as_the_client_sent_it() -> None:
+    first = normalize_tools(claude_code_tools(), None)
+    changed = claude_code_tools()
+    changed[1] = _reverse_keys({**changed[1], "description": "Reads a file, now with images."})
+    result = normalize_tools(changed, _without_markers(first))
+    assert dumps(result[1]) == dumps(changed[1])
+    assert dumps(result[0]) == dumps(first[0])
+
+
+def test_lists_keep_their_order_and_numbers_their_type_when_compared() -> None:
+    first = normalize_tools([{"name": "f", "enum": ["a", "b"], "max": 1}], None)
+    assert normalize_tools([{"name": "f", "enum": ["b", "a"], "max": 1}], first)[0]["enum"] == [
+        "b",
+        "a",
+    ]
+    assert dumps(normalize_tools([{"name": "f", "enum": ["a", "b"], "max": 1.0}], first)) == (
+        '[{"name": "f", "enum": ["a", "b"], "max": 1.0}]'
+    )
 
 
 def test_normalising_never_mutates_or_shares_the_callers_dicts() -> None:
     tools = claude_code_tools()
     before = copy.deepcopy(tools)
-    result = normalize_tools(list(reversed(tools)), tool_names(tools))
+    result = normalize_tools(list(reversed(tools)), _without_markers(tools))
     assert tools == before
     assert [dumps(tool) for tool in tools] == [dumps(tool) for tool in before]
     result[0]["input_schema"]["properties"]["command"]["type"] = "changed"
@@ -192,14 +198,14 @@ def test_normalising_never_mutates_or_shares_the_callers_dicts() -> None:
 def test_first_turn_and_an_unchanged_order_keep_the_arrival_order() -> None:
     tools = claude_code_tools()
     assert tool_names(normalize_tools(tools, None)) == tool_names(tools)
-    assert tool_names(normalize_tools(tools, tool_names(tools))) == tool_names(tools)
+    assert tool_names(normalize_tools(tools, _without_markers(tools))) == tool_names(tools)
 
 
 def test_a_shuffled_tool_list_gets_the_first_seen_order_back_byte_for_byte() -> None:
     first = normalize_tools(claude_code_tools(), None)
     shuffled = [claude_code_tools()[i] for i in (2, 0, 3, 1)]
-    assert dumps(normalize_tools(shuffled, tool_names(first))) != dumps(shuffled)
-    assert tool_names(normalize_tools(shuffled, tool_names(first))) == tool_names(first)
+    assert dumps(normalize_tools(shuffled, _without_markers(first))) != dumps(shuffled)
+    assert tool_names(normalize_tools(shuffled, _without_markers(first))) == tool_names(first)
 
 
 def test_cache_control_stays_on_the_last_position_when_the_order_is_restored() -> None:
@@ -208,16 +214,14 @@ def test_cache_control_stays_on_the_last_position_when_the_order_is_restored() -
     for tool in shuffled:
         tool.pop("cache_control", None)
     shuffled[-1]["cache_control"] = {"type": "ephemeral"}
-    assert dumps(normalize_tools(shuffled, tool_names(first))) == dumps(first)
+    assert dumps(normalize_tools(shuffled, _without_markers(first))) == dumps(first)
 
 
 def test_new_tools_follow_the_known_ones_in_their_arrival_order() -> None:
     bash, read, todo, grep = claude_code_tools()
     mcp_a = {"name": "mcp__github__get_issue", "input_schema": {"type": "object"}}
     mcp_b = {"name": "mcp__github__list_prs", "input_schema": {"type": "object"}}
-    result = normalize_tools(
-        [mcp_b, read, bash, mcp_a, grep, todo], ["Bash", "Read", "TodoWrite", "Grep"]
-    )
+    result = normalize_tools([mcp_b, read, bash, mcp_a, grep, todo], [bash, read, todo, grep])
     assert tool_names(result) == [
         "Bash", "Read", "TodoWrite", "Grep", "mcp__github__list_prs", "mcp__github__get_issue",
     ]  # fmt: skip
@@ -225,7 +229,7 @@ def test_new_tools_follow_the_known_ones_in_their_arrival_order() -> None:
 
 def test_a_removed_tool_leaves_the_others_in_their_previous_order() -> None:
     bash, read, todo, _ = claude_code_tools()
-    result = normalize_tools([todo, bash, read], ["Bash", "Read", "TodoWrite", "Grep"])
+    result = normalize_tools([todo, bash, read], [bash, read, todo, claude_code_tools()[3]])
     assert tool_names(result) == ["Bash", "Read", "TodoWrite"]
 
 
@@ -454,14 +458,20 @@ TOOLS = st.lists(
 
 @settings(max_examples=200, deadline=None)
 @given(tools=TOOLS, seed=st.integers(0, 2**32 - 1))
-def test_normalising_is_idempotent_and_blind_to_key_and_tool_order(
+def test_normalising_keeps_the_first_bytes_whatever_the_key_and_tool_order(
     tools: list[dict[str, Any]], seed: int
 ) -> None:
     rng = random.Random(seed)
     first = normalize_tools(tools, None)
-    assert dumps(normalize_tools(first, tool_names(first))) == dumps(first)
+    assert dumps(first) == dumps(tools)
+    assert dumps(normalize_tools(first, _without_markers(first))) == dumps(first)
     shuffled = [_shuffle_keys(tool, rng) for tool in rng.sample(tools, len(tools))]
-    assert dumps(normalize_tools(shuffled, tool_names(first))) == dumps(first)
+    assert dumps(normalize_tools(shuffled, _without_markers(first))) == dumps(first)
+
+
+def _without_markers(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What request.py keeps of a turn's forwarded tools for the next turn."""
+    return [{k: v for k, v in tool.items() if k != "cache_control"} for tool in tools]
 
 
 def _shuffle_keys(value: Any, rng: random.Random) -> Any:

@@ -1,7 +1,9 @@
 """A fake Anthropic API on the wire: answers as the real one does (Messages JSON, the SSE
 event sequence, error bodies and statuses) and records every request it receives.
 
-The model name picks the behaviour: `rate-limited` answers 429 with `retry-after`; any
+The model name picks the behaviour: `rate-limited` answers 429 with `retry-after`; a name
+starting `retrieve-` is the model of `retrieving_model`, which calls `headroom_retrieve` (its
+answers stream as the real sequence for any content: text and `tool_use` blocks); any other
 request carrying `tools` gets a `tool_use` answer until it holds two tool results.
 """
 
@@ -16,6 +18,16 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.proxy.retrieving_model import (
+    LIMITED,
+    RETRIEVE,
+    RETRIEVING,
+    Decision,
+    Result,
+    View,
+    decide,
+)
 
 ANSWER = "The answer is 42."
 TOOLS = ("json", "email", "http")
@@ -67,6 +79,8 @@ class Fake:
             return rate_limited()
         content = answer_content(body)
         usage = {"input_tokens": len(json.dumps(body["messages"])) // 4, "output_tokens": 7}
+        if body["model"].startswith(RETRIEVING):
+            return retrieving_answer(body, usage)
         if body.get("stream"):
             return StreamingResponse(events(body["model"], usage), media_type="text/event-stream")
         stop = "tool_use" if content[0]["type"] == "tool_use" else "end_turn"
@@ -150,3 +164,93 @@ async def events(model: str, usage: dict[str, int]) -> AsyncIterator[bytes]:
 
 def sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def retrieving_answer(body: dict[str, Any], usage: dict[str, int]) -> Response:
+    """The `retrieve-` model's answer, JSON or streamed."""
+    view = anthropic_view(body)
+    if body["model"] == LIMITED and any(r.tool == RETRIEVE for r in view.newest):
+        return rate_limited()
+    content = anthropic_content(decide(body["model"], view), view.calls)
+    stop = "tool_use" if any(block["type"] == "tool_use" for block in content) else "end_turn"
+    if body.get("stream"):
+        stream = content_events(body["model"], content, stop, usage)
+        return StreamingResponse(stream, media_type="text/event-stream", headers=REQUEST_ID)
+    return JSONResponse(message(body["model"], content, stop, usage), headers=REQUEST_ID)
+
+
+def anthropic_view(body: dict[str, Any]) -> View:
+    messages = body["messages"]
+    blocks = [
+        (m["role"], block)
+        for m in messages
+        if isinstance(m["content"], list)
+        for block in m["content"]
+    ]
+    calls = {b["id"]: (b["name"], b["input"]) for _, b in blocks if b["type"] == "tool_use"}
+    results = [b for _, b in blocks if b["type"] == "tool_result"]
+    newest = messages[-1]["content"] if isinstance(messages[-1]["content"], list) else []
+    return View(
+        newest=[
+            Result(*calls.get(b["tool_use_id"], (None, None)), result_text(b.get("content")))
+            for b in newest
+            if b["type"] == "tool_result"
+        ],
+        client_results=sum(1 for b in results if calls.get(b["tool_use_id"], ("",))[0] != RETRIEVE),
+        calls=len(calls),
+    )
+
+
+def result_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "\n".join(block.get("text", "") for block in content or [] if block["type"] == "text")
+
+
+def anthropic_content(decision: Decision, calls: int) -> list[dict[str, Any]]:
+    content: list[dict[str, Any]] = []
+    if decision.text:
+        content.append({"type": "text", "text": decision.text})
+    for number, (name, arguments) in enumerate(decision.calls, calls + 1):
+        content.append(
+            {"type": "tool_use", "id": f"toolu_{number:04d}", "name": name, "input": arguments}
+        )
+    return content
+
+
+async def content_events(
+    model: str, content: list[dict[str, Any]], stop: str, usage: dict[str, int]
+) -> AsyncIterator[bytes]:
+    """The real SSE sequence for any content: text in deltas, a tool's input as JSON pieces,
+    a ping after the first block starts, and cumulative usage on `message_delta`."""
+    start = message(model, [], "", {**usage, "output_tokens": 1})
+    start["stop_reason"] = None
+    yield sse("message_start", {"type": "message_start", "message": start})
+    for index, block in enumerate(content):
+        opening: dict[str, Any]
+        if block["type"] == "text":
+            opening, half = {"type": "text", "text": ""}, len(block["text"]) // 2
+            deltas = [
+                {"type": "text_delta", "text": p}
+                for p in (block["text"][:half], block["text"][half:])
+            ]
+        else:
+            opening, raw = {**block, "input": {}}, json.dumps(block["input"])
+            pieces = ("", raw[: len(raw) // 2], raw[len(raw) // 2 :])
+            deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces]
+        yield sse(
+            "content_block_start",
+            {"type": "content_block_start", "index": index, "content_block": opening},
+        )
+        if index == 0:
+            yield sse("ping", {"type": "ping"})
+        for delta in deltas:
+            yield sse(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": index, "delta": delta},
+            )
+        yield sse("content_block_stop", {"type": "content_block_stop", "index": index})
+    final = {**message(model, [], stop, usage)["usage"]}
+    delta = {"stop_reason": stop, "stop_sequence": None}
+    yield sse("message_delta", {"type": "message_delta", "delta": delta, "usage": final})
+    yield sse("message_stop", {"type": "message_stop"})

@@ -2,8 +2,17 @@
 chat.completion.chunk SSE stream ending in `[DONE]`, error bodies and statuses) and records
 every request it receives. Served under `/v1`, as the SDK's base URL has it.
 
-The model name picks the behaviour: `rate-limited` answers 429 with `retry-after`; any
-request carrying `tools` gets a `tool_calls` answer until it holds two tool messages.
+The model name picks the behaviour: `rate-limited` answers 429 with `retry-after`; a name
+starting `retrieve-` is the model of `retrieving_model`, which calls `headroom_retrieve` (its
+answers stream as the real chunk sequence for any message: content, then each tool call's
+name and argument pieces, and each answer has an id of its own); any other request carrying
+`tools` gets a `tool_calls` answer until it holds two tool messages.
+
+`/v1/responses` answers a Response object, or with `stream` its event sequence (created,
+in_progress, output_item.added, content_part.added, output_text.delta..., output_text.done,
+content_part.done, output_item.done, completed). It stores every response, so a request
+naming `previous_response_id` continues that conversation (an unknown id is a 400), and with
+`tools` answers a `function_call` until the conversation holds two function call outputs.
 """
 
 from __future__ import annotations
@@ -18,7 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.proxy.fake_anthropic import Received
+from tests.proxy.fake_anthropic import Received, result_text
+from tests.proxy.retrieving_model import RETRIEVE, RETRIEVING, Decision, Result, View, decide
 
 ANSWER = "The answer is 42."
 PIECES = ("The answer", " is", " 42.")
@@ -32,6 +42,8 @@ class FakeOpenAI:
     """The fake API and what it has received."""
 
     received: list[Received] = field(default_factory=list)
+    stored: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Each response's id -> (function call outputs, tokens) of its conversation so far."""
 
     def app(self) -> Starlette:
         return Starlette(
@@ -58,33 +70,22 @@ class FakeOpenAI:
 
     async def responses(self, request: Request) -> Response:
         body = await self._record(request)
-        text = {"type": "output_text", "text": ANSWER, "annotations": []}
-        output = {
-            "type": "message",
-            "id": "msg_fake0001",
-            "status": "completed",
-            "role": "assistant",
-            "content": [text],
-        }
-        usage = {
-            "input_tokens": 10,
-            "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": 7,
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": 17,
-        }
-        answer = {
-            "id": "resp_fake0001",
-            "object": "response",
-            "created_at": CREATED,
-            "status": "completed",
-            "model": body["model"],
-            "output": [output],
-            "parallel_tool_calls": True,
-            "tool_choice": "auto",
-            "tools": [],
-            "usage": usage,
-        }
+        if body["model"] == "rate-limited":
+            return rate_limited()
+        previous = body.get("previous_response_id")
+        if previous is not None and previous not in self.stored:
+            return previous_not_found(previous)
+        results, tokens = self.stored.get(previous, (0, 0)) if previous else (0, 0)
+        items = body["input"] if isinstance(body["input"], list) else []
+        results += sum(1 for item in items if item.get("type") == "function_call_output")
+        tokens += len(json.dumps([body.get("instructions"), body["input"], body.get("tools")])) // 4
+        response_id = f"resp_fake{len(self.stored) + 1:04d}"
+        self.stored[response_id] = (results, tokens + 7)
+        item = response_item(body, results)
+        answer = response_object(body, response_id, [item], response_usage(tokens))
+        if body.get("stream"):
+            events = response_events(answer)
+            return StreamingResponse(events, media_type="text/event-stream", headers=REQUEST_ID)
         return JSONResponse(answer, headers=REQUEST_ID)
 
     async def chat_completions(self, request: Request) -> Response:
@@ -98,6 +99,8 @@ class FakeOpenAI:
             "total_tokens": prompt + 7,
             "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         }
+        if body["model"].startswith(RETRIEVING):
+            return retrieving_answer(body, usage, f"chatcmpl-fake{len(self.received):04d}")
         if body.get("stream"):
             include = bool((body.get("stream_options") or {}).get("include_usage"))
             return StreamingResponse(
@@ -174,3 +177,220 @@ def chunk(model: str, choices: list[Any], extra: dict[str, Any]) -> dict[str, An
 
 def sse(data: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(data)}\n\n".encode()
+
+
+def previous_not_found(response_id: str) -> Response:
+    error = {
+        "message": f"Previous response with id '{response_id}' not found.",
+        "type": "invalid_request_error",
+        "param": "previous_response_id",
+        "code": "previous_response_not_found",
+    }
+    return JSONResponse({"error": error}, status_code=400, headers=REQUEST_ID)
+
+
+def response_item(body: dict[str, Any], results: int) -> dict[str, Any]:
+    """A function call while the conversation (stored responses included) has fewer than two
+    function call outputs and the request carries tools, then a text message."""
+    if body.get("tools") and results < 2:
+        arguments = json.dumps({"command": f"grep -rn def {TOOLS[results]}"})
+        return {
+            "type": "function_call",
+            "id": f"fc_fake{results + 1:04d}",
+            "call_id": f"call_{results + 1:04d}",
+            "name": "shell",
+            "arguments": arguments,
+            "status": "completed",
+        }
+    text = {"type": "output_text", "annotations": [], "logprobs": [], "text": ANSWER}
+    return {
+        "type": "message",
+        "id": "msg_fake0001",
+        "status": "completed",
+        "role": "assistant",
+        "content": [text],
+    }
+
+
+def response_usage(tokens: int) -> dict[str, Any]:
+    return {
+        "input_tokens": tokens,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 7,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": tokens + 7,
+    }
+
+
+def response_object(
+    body: dict[str, Any], response_id: str, output: list[Any], usage: dict[str, Any]
+) -> dict[str, Any]:
+    """A completed Response as the API returns it."""
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": CREATED,
+        "status": "completed",
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "model": body["model"],
+        "output": output,
+        "parallel_tool_calls": True,
+        "previous_response_id": body.get("previous_response_id"),
+        "reasoning": {"effort": None, "summary": None},
+        "store": body.get("store", True),
+        "temperature": 1.0,
+        "text": {"format": {"type": "text"}},
+        "tool_choice": "auto",
+        "tools": body.get("tools", []),
+        "top_p": 1.0,
+        "truncation": "disabled",
+        "usage": usage,
+        "user": None,
+        "metadata": {},
+    }
+
+
+async def response_events(answer: dict[str, Any]) -> AsyncIterator[bytes]:
+    """The real event sequence of a streamed Response: created, in_progress, each output
+    item's events, completed (whose response carries the usage); no `[DONE]`."""
+    pending = {**answer, "status": "in_progress", "output": [], "usage": None}
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("response.created", {"response": pending}),
+        ("response.in_progress", {"response": pending}),
+    ]
+    for index, item in enumerate(answer["output"]):
+        events += item_events(index, item)
+    events.append(("response.completed", {"response": answer}))
+    for number, (name, data) in enumerate(events):
+        event = {"type": name, "sequence_number": number, **data}
+        yield f"event: {name}\ndata: {json.dumps(event)}\n\n".encode()
+
+
+def item_events(index: int, item: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """output_item.added, the item's content or arguments in pieces, output_item.done."""
+    where = {"item_id": item["id"], "output_index": index}
+    if item["type"] == "function_call":
+        started = {**item, "status": "in_progress", "arguments": ""}
+        arguments = item["arguments"]
+        middle = [
+            ("response.function_call_arguments.delta", {**where, "delta": arguments}),
+            ("response.function_call_arguments.done", {**where, "arguments": arguments}),
+        ]
+    else:
+        started = {**item, "status": "in_progress", "content": []}
+        middle = []
+        for number, part in enumerate(item["content"]):
+            at = {**where, "content_index": number}
+            middle.append(("response.content_part.added", {**at, "part": {**part, "text": ""}}))
+            middle += [
+                ("response.output_text.delta", {**at, "delta": piece, "logprobs": []})
+                for piece in PIECES
+            ]
+            middle.append(
+                ("response.output_text.done", {**at, "text": part["text"], "logprobs": []})
+            )
+            middle.append(("response.content_part.done", {**at, "part": part}))
+    added = ("response.output_item.added", {"output_index": index, "item": started})
+    done = ("response.output_item.done", {"output_index": index, "item": item})
+    return [added, *middle, done]
+
+
+def retrieving_answer(body: dict[str, Any], usage: dict[str, Any], answer_id: str) -> Response:
+    """The `retrieve-` model's answer, JSON or streamed."""
+    view = openai_view(body)
+    message = openai_message(decide(body["model"], view), view.calls)
+    finish = "tool_calls" if message.get("tool_calls") else "stop"
+    if body.get("stream"):
+        include = bool((body.get("stream_options") or {}).get("include_usage"))
+        stream = message_chunks(
+            body["model"], answer_id, message, finish, usage if include else None
+        )
+        return StreamingResponse(stream, media_type="text/event-stream", headers=REQUEST_ID)
+    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+    completion = {
+        **chunk(body["model"], [choice], {"usage": usage}),
+        "id": answer_id,
+        "object": "chat.completion",
+    }
+    return JSONResponse(completion, headers=REQUEST_ID)
+
+
+def openai_view(body: dict[str, Any]) -> View:
+    messages = body["messages"]
+    calls = {
+        c["id"]: (c["function"]["name"], json.loads(c["function"]["arguments"]))
+        for m in messages
+        for c in m.get("tool_calls") or []
+    }
+    results = [m for m in messages if m["role"] == "tool"]
+    newest = len(messages)
+    while newest and messages[newest - 1]["role"] == "tool":
+        newest -= 1
+    return View(
+        newest=[
+            Result(*calls.get(m["tool_call_id"], (None, None)), result_text(m["content"]))
+            for m in messages[newest:]
+        ],
+        client_results=sum(
+            1 for m in results if calls.get(m["tool_call_id"], ("",))[0] != RETRIEVE
+        ),
+        calls=len(calls),
+    )
+
+
+def openai_message(decision: Decision, calls: int) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": decision.text, "refusal": None}
+    if decision.calls:
+        message["tool_calls"] = [
+            {
+                "id": f"call_{number:04d}",
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(arguments)},
+            }
+            for number, (name, arguments) in enumerate(decision.calls, calls + 1)
+        ]
+    return message
+
+
+async def message_chunks(
+    model: str,
+    answer_id: str,
+    message: dict[str, Any],
+    finish: str,
+    usage: dict[str, Any] | None,
+) -> AsyncIterator[bytes]:
+    """The real chunk sequence for any message: the role (with the first tool call's opening
+    piece when there is no content), content in two pieces, each tool call's name then its
+    arguments in pieces, the finish, and with `include_usage` the usage chunk."""
+    extra: dict[str, Any] = {"usage": None} if usage is not None else {}
+    text, calls = message["content"], message.get("tool_calls") or []
+    opening: dict[str, Any] = {
+        "role": "assistant",
+        "content": "" if text else None,
+        "refusal": None,
+    }
+    deltas: list[dict[str, Any]] = [opening]
+    if text:
+        deltas += [{"content": text[: len(text) // 2]}, {"content": text[len(text) // 2 :]}]
+    for index, call in enumerate(calls):
+        name = {"name": call["function"]["name"], "arguments": ""}
+        first = {
+            "tool_calls": [{"index": index, "id": call["id"], "type": "function", "function": name}]
+        }
+        if index == 0 and not text:
+            deltas[0] = {**opening, **first}
+        else:
+            deltas.append(first)
+        raw = call["function"]["arguments"]
+        for piece in (raw[: len(raw) // 2], raw[len(raw) // 2 :]):
+            deltas.append({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+    pieces: list[tuple[dict[str, Any], str | None]] = [(d, None) for d in deltas] + [({}, finish)]
+    for delta, reason in pieces:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}
+        yield sse({**chunk(model, [choice], extra), "id": answer_id})
+    if usage is not None:
+        yield sse({**chunk(model, [], {"usage": usage}), "id": answer_id})
+    yield b"data: [DONE]\n\n"

@@ -1,0 +1,281 @@
+"""Retrieve in the loop for OpenAI's Chat Completions: `tool_calls` on an assistant message
+and one `tool` message per result, the chat.completion JSON, and the chat.completion.chunk
+stream ending in `data: [DONE]`.
+
+A streamed answer is relayed chunk by chunk. The pieces of a tool call to the retrieve tool
+(by `tool_calls[].index`, named in its first piece) are kept from the client and rebuilt on
+the side; the client's own calls keep flowing, renumbered to follow the calls it has seen. A
+continuation's chunks carry the first answer's `id`, lose the opening `role`, and the
+client's answer ends with one chunk carrying the last hop's `finish_reason`, then (when the
+client asked `stream_options.include_usage`) one carrying the usage summed over hops.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from headroom.proxy.retrieve_loop import Hop
+from headroom.proxy.retrieve_tool import NAME, OPENAI_TOOL, Answer, Call
+from headroom.proxy.sse import Event
+
+DONE = b"data: [DONE]\n\n"
+
+
+class OpenAIDialect:
+    """Chat Completions' shapes, as `retrieve_loop.Dialect` describes them."""
+
+    tool: Mapping[str, Any] = OPENAI_TOOL
+    tool_stop = "tool_calls"
+    end_stop = "stop"
+
+    def calls(self, message: Mapping[str, Any]) -> list[Call]:
+        found = []
+        for call in _tool_calls(message):
+            function = _function(call)
+            arguments = function.get("arguments")
+            try:
+                parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
+            except ValueError:
+                parsed = arguments  # a malformed call: a retrieve call answers that it needs a key
+            found.append(Call(str(call.get("id")), str(function.get("name")), parsed))
+        return found
+
+    def results(self, answered: list[tuple[Call, Answer]]) -> list[dict[str, Any]]:
+        return [
+            {
+                "role": "tool",
+                "tool_call_id": call.id,
+                "content": f"error: {answer.text}" if answer.error else answer.text,
+            }
+            for call, answer in answered
+        ]
+
+    def visible(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        texts = [m["content"] for m in messages if isinstance(m.get("content"), str)]
+        calls = [c for m in messages for c in _tool_calls(m) if _function(c).get("name") != NAME]
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
+        if calls:
+            message["tool_calls"] = calls
+        return message
+
+    def identity(self, message: Mapping[str, Any]) -> Any:
+        content = message.get("content")
+        if isinstance(content, list):
+            content = "".join(
+                str(part.get("text") or "")
+                for part in content
+                if isinstance(part, Mapping) and part.get("type") == "text"
+            )
+        calls = [
+            [call.get("id"), _function(call).get("name"), _function(call).get("arguments")]
+            for call in _tool_calls(message)
+        ]
+        return [content or None, calls]
+
+    def join(
+        self, pending: list[dict[str, Any]], following: Sequence[Any], order: Sequence[str]
+    ) -> tuple[list[Any], int]:
+        run = 0
+        while run < len(following) and _is_tool_message(following[run]):
+            run += 1
+        taken = list(following[:run])
+        results = {m.get("tool_call_id"): m for m in [*pending, *taken]}
+        placed = [results[id_] for id_ in order if id_ in results]
+        rest = [m for m in taken if m.get("tool_call_id") not in order]
+        return placed + rest, run
+
+    def continuation(self, forwarded: Mapping[str, Any], extra: list[Any]) -> dict[str, Any]:
+        return {**forwarded, "messages": [*forwarded["messages"], *extra]}
+
+    def read(self, answer: Mapping[str, Any]) -> Hop | None:
+        choices = answer.get("choices")
+        if answer.get("object") != "chat.completion" or not isinstance(choices, list):
+            return None
+        message = choices[0].get("message") if len(choices) == 1 else None
+        if not isinstance(message, Mapping):
+            return None
+        sent: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
+        calls = [_call(c.get("id"), _function(c)) for c in _tool_calls(message)]
+        if calls:
+            sent["tool_calls"] = calls
+        usage = answer.get("usage")
+        return Hop(
+            sent, choices[0].get("finish_reason"), usage if isinstance(usage, dict) else None
+        )
+
+    def write(
+        self,
+        first: Mapping[str, Any],
+        last: Mapping[str, Any],
+        visible: Mapping[str, Any],
+        stop: str | None,
+        usage: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        choice = dict(last["choices"][0])
+        message = {k: v for k, v in choice["message"].items() if k != "tool_calls"}
+        message["content"] = visible["content"]
+        if visible.get("tool_calls"):
+            message["tool_calls"] = visible["tool_calls"]
+        choice.update(message=message, finish_reason=stop)
+        written = {**first, "choices": [choice]}
+        written["usage"] = usage if usage is not None else first.get("usage")
+        return written
+
+    def stream(self) -> OpenAIStream:
+        return OpenAIStream()
+
+
+class OpenAIStream:
+    """One streamed client answer over its hops (`retrieve_loop.StreamRelay`)."""
+
+    def __init__(self) -> None:
+        self.hops = 0
+        self.shown = 0
+        """Tool calls the client has seen start."""
+        self.failed = False
+        self._id: Any = None
+        self._finish: dict[str, Any] | None = None
+        self._usage_chunk: dict[str, Any] | None = None
+        self._new_hop()
+
+    def _new_hop(self) -> None:
+        self.complete = False
+        self._text: list[str] = []
+        self._calls: dict[int, dict[str, Any]] = {}
+        self._index: dict[int, int | None] = {}
+        """Upstream tool call index -> the client's (None: a retrieve call, kept back)."""
+        self._stop: str | None = None
+        self._usage: dict[str, Any] | None = None
+        self._held: list[bytes] = []
+
+    def feed(self, event: Event) -> bytes:
+        if event.data.strip() == "[DONE]":
+            self.complete = True
+            self._held.append(event.raw)
+            return b""
+        data = event.json()
+        if data is None or data.get("error") is not None:
+            self.failed = self.failed or data is not None
+            return event.raw
+        self._id = self._id if self._id is not None else data.get("id")
+        choices = data.get("choices")
+        if not choices:
+            if isinstance(data.get("usage"), dict):
+                self._usage, self._usage_chunk = data["usage"], data
+                self._held.append(event.raw)
+                return b""
+            return event.raw
+        choice = choices[0]
+        delta = choice.get("delta") or {}
+        self._build(delta)
+        shown = self._shown(delta)
+        if choice.get("finish_reason") is not None:
+            self._stop, self._finish = choice["finish_reason"], data
+            self._held.append(event.raw)
+            return self._chunk(data, choice, shown) if _meaningful(shown) else b""
+        if shown == delta and self.hops == 0:
+            return event.raw
+        return self._chunk(data, choice, shown) if _meaningful(shown) else b""
+
+    def _build(self, delta: Mapping[str, Any]) -> None:
+        if isinstance(delta.get("content"), str):
+            self._text.append(delta["content"])
+        for piece in delta.get("tool_calls") or []:
+            index, function = piece.get("index"), piece.get("function") or {}
+            if index not in self._calls:
+                self._calls[index] = _call(piece.get("id"), {"name": function.get("name")})
+                hidden = function.get("name") == NAME
+                self._index[index] = None if hidden else self.shown
+                self.shown += 0 if hidden else 1
+            call = self._calls[index]
+            call["id"] = piece.get("id") or call["id"]
+            call["function"]["name"] = function.get("name") or call["function"]["name"]
+            call["function"]["arguments"] += function.get("arguments") or ""
+
+    def _shown(self, delta: Mapping[str, Any]) -> dict[str, Any]:
+        """The delta as the client gets it."""
+        shown = dict(delta)
+        if self.hops:  # a continuation adds to the message the client already has
+            shown = {k: v for k, v in shown.items() if k != "role" and v not in (None, "")}
+        if "tool_calls" in delta:
+            pieces = []
+            for piece in delta.get("tool_calls") or []:
+                target = self._index.get(piece.get("index"))
+                if target is not None:
+                    pieces.append(
+                        piece if target == piece.get("index") else {**piece, "index": target}
+                    )
+            shown.pop("tool_calls", None)
+            if pieces:
+                shown["tool_calls"] = pieces
+        return shown
+
+    def _chunk(self, data: Mapping[str, Any], choice: Mapping[str, Any], delta: Any) -> bytes:
+        piece = {**choice, "delta": delta, "finish_reason": None}
+        return sse({**data, "id": self._id, "choices": [piece]})
+
+    def end_hop(self) -> Hop:
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(self._text) or None}
+        if self._calls:
+            message["tool_calls"] = [self._calls[index] for index in sorted(self._calls)]
+        hop = Hop(message, self._stop, self._usage)
+        self.hops += 1
+        self._new_hop()
+        return hop
+
+    def tail(self) -> bytes:
+        return b"".join(self._held)
+
+    def finish(self, stop: str | None, usage: dict[str, Any] | None) -> bytes:
+        out = b""
+        if self._finish is not None:
+            choice = {**self._finish["choices"][0], "delta": {}, "finish_reason": stop}
+            out += sse({**self._finish, "id": self._id, "choices": [choice]})
+        if self._usage_chunk is not None and usage is not None:
+            out += sse({**self._usage_chunk, "id": self._id, "usage": usage})
+        return out + DONE
+
+    def error(self, message: str, body: bytes = b"") -> bytes:
+        self.failed = True
+        try:
+            error = json.loads(body).get("error")
+        except (ValueError, AttributeError):
+            error = None
+        if not isinstance(error, dict):
+            error = {"message": message, "type": "server_error", "param": None, "code": None}
+        return sse({"error": error})
+
+
+def sse(data: Mapping[str, Any]) -> bytes:
+    """One chunk as OpenAI writes it."""
+    return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+
+
+def _tool_calls(message: Any) -> list[Mapping[str, Any]]:
+    calls = message.get("tool_calls") if isinstance(message, Mapping) else None
+    return [c for c in calls if isinstance(c, Mapping)] if isinstance(calls, list) else []
+
+
+def _function(call: Mapping[str, Any]) -> Mapping[str, Any]:
+    function = call.get("function")
+    return function if isinstance(function, Mapping) else {}
+
+
+def _call(id_: Any, function: Mapping[str, Any]) -> dict[str, Any]:
+    """A tool call as it goes back upstream."""
+    arguments = function.get("arguments") or ""
+    return {
+        "id": id_,
+        "type": "function",
+        "function": {"name": function.get("name"), "arguments": arguments},
+    }
+
+
+def _is_tool_message(message: Any) -> bool:
+    return isinstance(message, Mapping) and message.get("role") == "tool"
+
+
+def _meaningful(delta: Mapping[str, Any]) -> bool:
+    return any(value not in (None, "", [], {}) for value in delta.values())

@@ -1,0 +1,117 @@
+"""The `headroom_retrieve` tool the proxy offers a model, its calls and their answers.
+
+When a request carries tools, the proxy adds one more, last: `headroom_retrieve {key, lines?,
+grep?}`. Its definition is a constant per provider, written in the canonical form the
+conversation layer gives tools (keys sorted), so its bytes are the same on every turn of
+every session. A client that already exposes headroom's retrieve (the MCP server's tool,
+which Claude Code names `mcp__headroom__headroom_retrieve`, or a tool of that very name)
+gets no second one.
+
+A call is answered as `headroom.api.retrieve_from` answers: the exact original, a
+`lines="A-B"` slice, or the lines matching a `grep` regular expression, numbered. What
+cannot be answered (an unknown or expired key, a bad range or pattern, a failing store) is
+an error result the model reads, never an HTTP error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from headroom.api import retrieve_from
+from headroom.conversation import stable
+from headroom.errors import ConfigError, StoreError
+from headroom.messages import RETRIEVE_TOOL, is_retrieve_tool
+from headroom.store.base import Store
+
+NAME = RETRIEVE_TOOL
+DESCRIPTION = (
+    "Get back content that headroom compressed. A compressed tool result starts with "
+    "`[headroom KEY: ...]`, and each elision inside it names the original lines "
+    "(`lines=A-B`) or a part stored under its own key (`key=KEY`). Call this with that key "
+    "to read the exact original; add `lines` for a slice or `grep` for the matching lines."
+)
+SCHEMA: dict[str, Any] = {
+    "properties": {
+        "grep": {
+            "description": "A regular expression: only the lines that match, numbered.",
+            "type": "string",
+        },
+        "key": {
+            "description": "The key a `[headroom KEY: ...]` header or a `key=KEY` elision names.",
+            "type": "string",
+        },
+        "lines": {
+            "description": "Lines A-B of the original (1-based, inclusive), e.g. 120-180.",
+            "type": "string",
+        },
+    },
+    "required": ["key"],
+    "type": "object",
+}
+ANTHROPIC_TOOL: dict[str, Any] = {"description": DESCRIPTION, "input_schema": SCHEMA, "name": NAME}
+OPENAI_TOOL: dict[str, Any] = {
+    "function": {"description": DESCRIPTION, "name": NAME, "parameters": SCHEMA},
+    "type": "function",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One tool call of an assistant message."""
+
+    id: str
+    name: str
+    arguments: Any
+    """The call's input as the model wrote it (a JSON object when well formed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the proxy answers to one retrieve call."""
+
+    text: str
+    error: bool
+
+
+def offer(tools: Any, tool: Mapping[str, Any]) -> list[Any] | None:
+    """The client's tools with the retrieve tool last, or None when there is nothing to add
+    it to or the client already exposes a retrieve tool."""
+    if not isinstance(tools, list) or not tools:
+        return None
+    if any(is_retrieve_tool(name) for name in stable.tool_names(tools)):
+        return None
+    return [*tools, dict(tool)]
+
+
+def answer(store: Store, arguments: Any) -> Answer:
+    """The answer to one retrieve call with these arguments."""
+    if not isinstance(arguments, Mapping):
+        return Answer(f"{NAME} takes a JSON object: {{key, lines?, grep?}}", True)
+    key = arguments.get("key")
+    if not isinstance(key, str) or not key.strip():
+        return Answer(
+            f"{NAME} needs `key`: the 16 hex characters a `[headroom KEY: ...]` header or a "
+            "`key=KEY` elision names",
+            True,
+        )
+    lines, grep = arguments.get("lines"), arguments.get("grep")
+    if lines is not None and not isinstance(lines, str | int):
+        return Answer("`lines` must be a range written A-B, e.g. 120-180", True)
+    if grep is not None and not isinstance(grep, str):
+        return Answer("`grep` must be a regular expression, as a string", True)
+    try:
+        text = retrieve_from(store, key, str(lines) if lines else None, grep or None)
+    except (ConfigError, StoreError) as exc:
+        return Answer(str(exc), True)
+    if text is None:
+        return Answer(
+            f"key {key.strip()} is unknown: use a key exactly as a `[headroom KEY: ...]` header "
+            "or a `key=KEY` elision in this conversation names it",
+            True,
+        )
+    if not text:
+        asked = " and ".join(f"{n}={v!r}" for n, v in (("lines", lines), ("grep", grep)) if v)
+        return Answer(f"no line of {key.strip()} matches {asked or 'the request'}", False)
+    return Answer(text, False)
