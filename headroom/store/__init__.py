@@ -16,21 +16,22 @@ import os
 from headroom.errors import ConfigError
 from headroom.store.base import DEFAULT_MAX_BYTES, DEFAULT_TTL, Store, StoreStats
 from headroom.store.memory import MemoryStore
-from headroom.store.redis import FORMS, RedisStore
 from headroom.store.sqlite import SQLiteStore
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_TTL",
     "MemoryStore",
-    "RedisStore",
     "SQLiteStore",
     "Store",
     "StoreStats",
     "open_store",
 ]
 
-_ACCEPTED = f"memory://, sqlite:////absolute/path.db, sqlite:///relative/path.db or {FORMS}"
+_ACCEPTED = (
+    "memory://, sqlite:////absolute/path.db, sqlite:///relative/path.db or "
+    "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (rediss://... for TLS)"
+)
 _SQLITE = "sqlite:///"
 
 
@@ -43,5 +44,8 @@ def open_store(url: str, *, ttl: float = DEFAULT_TTL, max_bytes: int = DEFAULT_M
         path = os.path.expanduser(url[len(_SQLITE) :])
         return SQLiteStore(path, ttl=ttl, max_bytes=max_bytes)
     if url.startswith(("redis://", "rediss://")):
+        # Imported here: the Redis client costs ~60 ms at import, paid only by its users.
+        from headroom.store.redis import RedisStore
+
         return RedisStore(url, ttl=ttl, max_bytes=max_bytes)
     raise ConfigError(f"store url {url!r} is not one headroom can open; use {_ACCEPTED}.")

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from headroom.store import MemoryStore, RedisStore, SQLiteStore, Store
+from headroom.store import MemoryStore, SQLiteStore, Store
+from headroom.store.redis import RedisStore
 
 START = 1_700_000_000.0
 

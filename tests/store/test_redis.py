@@ -13,9 +13,9 @@ import redis
 import zstandard
 
 from headroom.errors import ConfigError, ExpiredKeyError, StoreError
-from headroom.store import RedisStore, open_store
+from headroom.store import open_store
 from headroom.store.base import DEFAULT_TTL, pack
-from headroom.store.redis import FORMS, Target, parse_url
+from headroom.store.redis import FORMS, RedisStore, Target, parse_url
 from headroom.store.redis_lua import PREFIX
 from tests.redis_server import free_port
 from tests.store.test_contract import noise
