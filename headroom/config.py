@@ -67,10 +67,17 @@ class Settings:
     bedrock_region: str = ""
     """The AWS region Bedrock requests are signed for; empty means AWS_REGION or
     AWS_DEFAULT_REGION (as AWS's own tools read them), else us-east-1."""
+    compress_timeout_ms: int = 2000
+    """How long the proxy compresses one request: payloads not reached by then are forwarded
+    as they came (and stay so on later turns); 0 means no limit."""
+    workers: int = 1
+    """Proxy worker processes; more than one needs a shared store (the SQLite file, Redis)."""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"mode {self.mode!r} is not one of: {', '.join(MODES)}")
+        if self.workers < 1:
+            raise ConfigError(f"workers must be 1 or more, got {self.workers}")
 
     def store_url(self) -> str:
         """The store URL, with the default SQLite file filled in."""
@@ -85,6 +92,13 @@ class Settings:
         """Bedrock Runtime's base URL, with the region's default filled in."""
         region = self.bedrock_signing_region()
         return self.bedrock_url or f"https://bedrock-runtime.{region}.amazonaws.com"
+
+    def environ(self) -> dict[str, str]:
+        """Each setting as its `HEADROOM_*` variable: `from_env` reads them back as they are."""
+        return {
+            f"HEADROOM_{field.name.upper()}": _unparse(getattr(self, field.name))
+            for field in fields(self)
+        }
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -113,3 +127,9 @@ def _parse(name: str, raw: str, kind: type) -> object:
     if value < 0:
         raise ConfigError(f"{name}={raw!r} must not be negative")
     return value
+
+
+def _unparse(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)

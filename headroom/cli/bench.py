@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from headroom.bench import corpus
+from headroom.bench import proxy as proxy_bench
 from headroom.bench import sessions as session_bench
 
 
@@ -26,10 +27,17 @@ from headroom.bench import sessions as session_bench
 @click.option(
     "--sessions", is_flag=True, help="Replay multi-turn sessions and report the cache bill."
 )
-def bench(corpus_dir: Path, as_json: bool, sessions: bool) -> None:
+@click.option(
+    "--proxy", is_flag=True,
+    help="Time the payloads through `headroom proxy` against a fake upstream, and faults.",
+)  # fmt: skip
+def bench(corpus_dir: Path, as_json: bool, sessions: bool, proxy: bool) -> None:
     """Compress every payload of CORPUS_DIR and report savings, needles and speed."""
     if sessions:
         _sessions(corpus_dir, as_json)
+        return
+    if proxy:
+        _proxy(corpus_dir, as_json)
         return
 
     def progress(records: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -58,3 +66,12 @@ def _sessions(corpus_dir: Path, as_json: bool) -> None:
         click.echo(json.dumps([asdict(r) for r in results], indent=1))
     else:
         click.echo(session_bench.table(results))
+
+
+def _proxy(corpus_dir: Path, as_json: bool) -> None:
+    def progress(steps: list[Any]) -> Iterator[Any]:
+        with click.progressbar(steps, label="timing requests", file=sys.stderr) as bar:
+            yield from bar
+
+    result = proxy_bench.run(corpus_dir, progress=progress)
+    click.echo(proxy_bench.as_json(result) if as_json else proxy_bench.table(result))

@@ -1,12 +1,23 @@
-"""`headroom proxy`: serve the HTTP proxy; flags override their `HEADROOM_*` twins."""
+"""`headroom proxy`: serve the HTTP proxy; flags override their `HEADROOM_*` twins.
+
+With `--workers N` the proxy runs as N processes on one listening socket, sharing the store
+(the SQLite file or Redis; a memory store cannot be shared). Each worker builds its app from
+the environment (`headroom.proxy.app:app_from_env`), so the command hands its settings down
+as `HEADROOM_*` variables.
+"""
 
 from __future__ import annotations
 
+import copy
+import os
+import socket
 from dataclasses import replace
+from typing import Any
 
 import click
 
 from headroom.config import MODES, Settings
+from headroom.errors import ConfigError
 
 
 @click.command("proxy")
@@ -20,6 +31,14 @@ from headroom.config import MODES, Settings
 @click.option("--admin-token", default=None, help="Bearer token for the admin endpoints.")
 @click.option("--bedrock-url", default=None, help="Bedrock Runtime base URL to forward to.")
 @click.option("--bedrock-region", default=None, help="AWS region Bedrock requests are signed for.")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=None,
+    help="Worker processes sharing the store (HEADROOM_WORKERS, 1).",
+)  # fmt: skip
+@click.option(
+    "--compress-timeout-ms", type=click.IntRange(min=0), default=None,
+    help="Compression time per request; the rest is forwarded as it came (0: no limit).",
+)  # fmt: skip
 def proxy_command(
     host: str | None,
     port: int | None,
@@ -31,6 +50,8 @@ def proxy_command(
     admin_token: str | None,
     bedrock_url: str | None,
     bedrock_region: str | None,
+    workers: int | None,
+    compress_timeout_ms: int | None,
 ) -> None:
     """Serve the proxy; point ANTHROPIC_BASE_URL (or OPENAI_BASE_URL, with /v1) at it."""
     import uvicorn
@@ -48,9 +69,47 @@ def proxy_command(
         admin_token=admin_token,
         bedrock_url=bedrock_url,
         bedrock_region=bedrock_region,
+        workers=workers,
+        compress_timeout_ms=compress_timeout_ms,
     )
     click.echo(f"headroom proxy on http://{settings.host}:{settings.port}", err=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, ws="none")
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, ws="none",
+                    log_config=log_config())  # fmt: skip
+    else:
+        serve_workers(settings)
+
+
+def serve_workers(settings: Settings) -> None:
+    """The proxy as `settings.workers` processes sharing one socket and one store."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    if settings.store_url().startswith("memory:"):
+        raise ConfigError(
+            f"{settings.workers} workers cannot share a memory:// store; use the SQLite file "
+            "(the default, or sqlite:////abs/path.db) or redis://HOST:PORT/DB"
+        )
+    os.environ.update(settings.environ())
+    config = uvicorn.Config(
+        "headroom.proxy.app:app_from_env", factory=True, host=settings.host, port=settings.port,
+        workers=settings.workers, ws="none", log_config=log_config(),
+    )  # fmt: skip
+    listening = config.bind_socket()
+    # Connections inherit it: asyncio turns Nagle off only on sockets it made itself, and with
+    # Nagle on, an answer on a kept-alive connection waits for the client's delayed ACK.
+    listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    Multiprocess(config, sockets=[listening]).run()
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging, with headroom's own warnings (an upstream that cut its answer)
+    printed the same way."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["headroom"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 def settings_with(**flags: object) -> Settings:

@@ -9,12 +9,18 @@ first time: that would rewrite what the provider has cached.
 
 In `token` mode every payload is compressed afresh with the current question (maximum
 savings; the cache cost shows in the ledger).
+
+A turn may carry a deadline (the proxy's `compress_timeout_ms`). A thread cannot be stopped
+from outside, so the deadline is checked between payloads: a payload not yet decided when it
+has passed is forwarded as it came, and that decision is kept like any other, so later turns
+forward the same bytes. Earlier decisions are replayed whatever the time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +31,9 @@ from headroom.conversation import prefix
 from headroom.errors import StoreError
 from headroom.pipeline import Request, Transform, compress_payload
 from headroom.store.base import Store
+
+OVER_DEADLINE = "compression deadline passed"
+"""Why a payload was forwarded as it came when the turn's deadline had passed."""
 
 
 @dataclass(frozen=True)
@@ -57,14 +66,16 @@ def compress_turn(
     model: str | None = None,
     session: str | None = None,
     system: Any = None,
+    deadline: float | None = None,
 ) -> Turn:
-    """Compress one turn of a session: new payloads once, earlier ones replayed.
+    """Compress one turn of a session: new payloads once, earlier ones replayed; none for the
+    first time once `deadline` (a `time.monotonic()` value) has passed.
 
     If the store fails (unreachable, damaged notes), the turn fails open: the messages go
     through as the client sent them, each payload marked as skipped with the reason."""
     found = conversation.read(messages)
     try:
-        return _turn(messages, found, store, settings, model, session, system)
+        return _turn(messages, found, store, settings, model, session, system, deadline)
     except StoreError as exc:
         skipped = [
             Transform(
@@ -91,6 +102,7 @@ def _turn(
     model: str | None,
     session: str | None,
     system: Any,
+    deadline: float | None,
 ) -> Turn:
     name = session or session_id(messages, system)
     client = [prefix.hash_message(m) for m in messages]
@@ -100,7 +112,7 @@ def _turn(
     transforms = [
         _decide(
             payload, _identity(payload, client, chains), found.query, frozen, name, store,
-            settings, model,
+            settings, model, deadline,
         )
         for payload in found.payloads
     ]  # fmt: skip
@@ -146,19 +158,24 @@ def _decide(
     store: Store,
     settings: Settings,
     model: str | None,
+    deadline: float | None,
 ) -> Transform:
     request = Request(
         payload.text, payload.hints, query, payload.location, payload.ranged_read, payload.edited
     )
+    late = deadline is not None and time.monotonic() > deadline
     if settings.mode == "token":
+        if late:
+            return _as_is(payload, OVER_DEADLINE, model)
         return remember_origin(compress_payload(request, store, settings, model), session, store)
     note = _note_name(session, payload, identity)
     remembered = store.recall(note)
     if remembered is not None:
         return _replay(remembered, payload, store, model)
     if payload.location[0] < frozen:
-        transform = Transform(payload.location, "unknown", skipped="sent in an earlier turn",
-                              model=model, original=payload.text, output=payload.text)  # fmt: skip
+        transform = _as_is(payload, "sent in an earlier turn", model)
+    elif late:
+        transform = _as_is(payload, OVER_DEADLINE, model)
     else:
         transform = remember_origin(
             compress_payload(request, store, settings, model), session, store
@@ -167,10 +184,17 @@ def _decide(
     return transform
 
 
+def _as_is(payload: conversation.Payload, reason: str, model: str | None) -> Transform:
+    """A payload forwarded as it came, and why."""
+    return Transform(payload.location, "unknown", skipped=reason, model=model,
+                     original=payload.text, output=payload.text)  # fmt: skip
+
+
 def remember_origin(transform: Transform, session: str, store: Store) -> Transform:
-    """Notes which session and kind a key came from, so its retrievals can be counted."""
-    if transform.keys:
-        store.remember(f"origin:{transform.keys[0]}", json.dumps([session, transform.kind]))
+    """Notes which session and kind each key of the output came from (the original's and
+    those of parts stored on their own), so their retrievals can be counted."""
+    for key in transform.keys:
+        store.remember(f"origin:{key}", json.dumps([session, transform.kind]))
     return transform
 
 

@@ -65,20 +65,23 @@ def prepare(
     *,
     previous_input_tokens: int | None = None,
     client_compacts: bool = False,
+    deadline: float | None = None,
 ) -> Prepared:
     """The body to forward for one request of a session (named by the caller, or derived
     from the system prompt and the first user message).
 
     `previous_input_tokens` is the provider's input count for the session's previous turn,
     when known; `client_compacts` says the client manages its own context (Claude Code,
-    Codex), which turns budget trimming off.
+    Codex), which turns budget trimming off; past `deadline` (`time.monotonic()`), no payload
+    is compressed for the first time (see `compress_turn`).
     """
     if provider not in PROVIDERS:
         raise InvalidMessagesError(f"provider {provider!r} is not one of {', '.join(PROVIDERS)}")
     messages = conversation(body, provider)
     system = _system(body, provider, messages)
+    model = body.get("model")
     turn = compress_turn(
-        messages, store, settings, model=body.get("model"), session=session, system=system
+        messages, store, settings, model=model, session=session, system=system, deadline=deadline
     )  # validates the messages first
     name = turn.session
     forwarded = dict(body)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,9 +29,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from headroom.config import Settings
+from headroom.conversation.live_zone import OVER_DEADLINE
 from headroom.conversation.request import Prepared, account, prepare
 from headroom.errors import HeadroomError, InvalidMessagesError
 from headroom.proxy import upstream
+from headroom.proxy.admin import Metrics
 from headroom.proxy.retrieve_loop import Plan, Relay, RetrieveLoop
 from headroom.store.base import Store
 
@@ -70,10 +73,13 @@ class Adapter:
     store: Store
     settings: Settings
     provider: Provider
+    metrics: Metrics | None = None
 
     async def compress(self, request: Request) -> Response:
         """A conversation request: compress, forward, relay, then account."""
         raw = await request.body()
+        timeout = self.settings.compress_timeout_ms / 1000
+        deadline = time.monotonic() + timeout if timeout else None
         if request.headers.get("x-headroom-bypass", "").lower() == "true":
             return await self._send(request, raw)
         invalid = self.provider.invalid_request
@@ -86,16 +92,21 @@ class Adapter:
         named = self.provider.model_of(request) if self.provider.model_of else None
         seen = {"model": named, **body} if named and "model" not in body else body
         try:
-            plan, prepared = await run_in_threadpool(self._prepare, seen, request)
+            plan, prepared = await run_in_threadpool(self._prepare, seen, request, deadline)
         except InvalidMessagesError as exc:
             return self.provider.error(400, invalid, str(exc))
         except HeadroomError:
+            if self.metrics:
+                self.metrics.fail_open()
             return await self._send(request, raw)
+        self._count(prepared)
         out = prepared.body
         if seen is not body:
             out = {name: value for name, value in out.items() if name != "model"}
         # ASCII JSON: lone surrogates from the client's escapes stay escapes, never bad UTF-8.
         forwarded = json.dumps(out).encode()
+        if self.metrics:
+            self.metrics.transferred(len(raw), len(forwarded))
 
         def finished(answer: bytes) -> None:
             self._account(plan.body if plan else seen, prepared, answer)
@@ -106,14 +117,25 @@ class Adapter:
         """Any other path: the client's bytes upstream, the upstream's bytes back."""
         return await self._send(request, await request.body())
 
-    def _prepare(self, body: dict[str, Any], request: Request) -> tuple[Plan | None, Prepared]:
+    def _prepare(
+        self, body: dict[str, Any], request: Request, deadline: float | None
+    ) -> tuple[Plan | None, Prepared]:
         session, compacts = self.provider.client_context(request)
         loop = self.provider.retrieve
         plan = loop.plan(body, self.store, session) if loop is not None else None
         return plan, prepare(
             plan.body if plan else body, self.provider.name, self.store, self.settings,
-            session=session, client_compacts=compacts,
+            session=session, client_compacts=compacts, deadline=deadline,
         )  # fmt: skip
+
+    def _count(self, prepared: Prepared) -> None:
+        """Fresh compressions, and a turn cut short by the compression deadline."""
+        if self.metrics is None:
+            return
+        fresh = [t for t in prepared.turn.transforms if not t.replayed]
+        self.metrics.compressed(sum(1 for t in fresh if t.skipped is None))
+        if any(t.skipped == OVER_DEADLINE for t in fresh):
+            self.metrics.timed_out()
 
     def _relay(self, plan: Plan | None, forwarded: dict[str, Any]) -> Relay:
         """`upstream.relay`, or the retrieve loop's when this request offers the tool."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -53,6 +54,7 @@ class Metrics:
         self._requests: dict[tuple[str, str], int] = {}
         self._compressed = 0
         self._fail_open = 0
+        self._timed_out = 0
         self._bytes_in = 0
         self._bytes_out = 0
 
@@ -72,6 +74,12 @@ class Metrics:
         with self._lock:
             self._fail_open += count
 
+    def timed_out(self) -> None:
+        """A request whose compression stopped at the deadline (`compress_timeout_ms`): the
+        payloads it had not reached were forwarded as they came."""
+        with self._lock:
+            self._timed_out += 1
+
     def transferred(self, bytes_in: int, bytes_out: int) -> None:
         """Body bytes received from a client and forwarded upstream for one request."""
         with self._lock:
@@ -89,6 +97,11 @@ class Metrics:
                     "Requests forwarded uncompressed after a compression failure.",
                     self._fail_open,
                 ),
+                (
+                    "headroom_compress_timeouts_total",
+                    "Requests forwarded with payloads left uncompressed at the compression deadline.",
+                    self._timed_out,
+                ),
                 ("headroom_bytes_in_total", "Request body bytes received.", self._bytes_in),
                 ("headroom_bytes_out_total", "Request body bytes forwarded.", self._bytes_out),
             )
@@ -101,6 +114,11 @@ class Metrics:
             lines.append(f"headroom_requests_total{{{labels}}} {value}")
         for name, help_text, value in scalars:
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter", f"{name} {value}"]
+        lines += [
+            "# HELP headroom_worker The process that answered: each worker counts on its own.",
+            "# TYPE headroom_worker gauge",
+            f'headroom_worker{{pid="{os.getpid()}"}} 1',
+        ]
         return "\n".join(lines) + "\n"
 
 

@@ -21,11 +21,13 @@ from contextlib import asynccontextmanager
 
 import httpx
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from headroom import tokens
 from headroom.api import store_for
 from headroom.config import Settings
 from headroom.proxy import admin, upstream
@@ -65,7 +67,8 @@ _PROVIDERS = {
 
 
 class CountRequests:
-    """ASGI middleware: each HTTP request counted in the metrics by provider and status."""
+    """ASGI middleware: each HTTP request counted in the metrics by provider and status; a
+    client that left before it was answered counts as 499, and goes unanswered and unlogged."""
 
     def __init__(self, app: ASGIApp, metrics: admin.Metrics) -> None:
         self.app = app
@@ -83,7 +86,10 @@ class CountRequests:
                 self.metrics.request(provider, message["status"])
             await send(message)
 
-        await self.app(scope, receive, counted)
+        try:
+            await self.app(scope, receive, counted)
+        except ClientDisconnect:  # while it was still sending its request
+            self.metrics.request(provider, upstream.CLIENT_GONE)
 
 
 def create_app(
@@ -98,10 +104,10 @@ def create_app(
     )
     chosen = store or store_for(settings)
     metrics = admin.Metrics()
-    anthropic = Adapter(client, chosen, settings, ANTHROPIC)
-    openai = Adapter(client, chosen, settings, OPENAI)
-    responses = Adapter(client, chosen, settings, OPENAI_RESPONSES)
-    gemini = gemini_endpoint(Adapter(client, chosen, settings, GEMINI))
+    anthropic = Adapter(client, chosen, settings, ANTHROPIC, metrics)
+    openai = Adapter(client, chosen, settings, OPENAI, metrics)
+    responses = Adapter(client, chosen, settings, OPENAI_RESPONSES, metrics)
+    gemini = gemini_endpoint(Adapter(client, chosen, settings, GEMINI, metrics))
     bedrock = Bedrock.create(chosen, settings, transport, TIMEOUT, LIMITS)
 
     async def passthrough(request: Request) -> Response:
@@ -115,6 +121,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # The tokenizer loads on its first count (a quarter second): before serving, not
+        # on a client's first request.
+        await run_in_threadpool(tokens.count, "warm", None)
         quiet = upstream.IncompleteAnswers()
         logging.getLogger("uvicorn.error").addFilter(quiet)
         try:
@@ -136,3 +145,10 @@ def create_app(
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(CountRequests, metrics=metrics)
     return app
+
+
+def app_from_env() -> Starlette:
+    """The proxy app for the settings in the environment: what each worker process of
+    `headroom proxy --workers N` serves (the command passes its settings down as `HEADROOM_*`
+    variables)."""
+    return create_app(Settings.from_env())

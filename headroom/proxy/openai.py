@@ -1,7 +1,7 @@
 """OpenAI as a `Provider`: `POST /v1/chat/completions` and `POST /v1/responses` (streaming
 or not) are the conversation endpoints; every other OpenAI path is passed through byte for
-byte. Responses is a `Provider` of its own (`OPENAI_RESPONSES`) that differs only in its
-body's shape and where its usage sits.
+byte. Responses is a `Provider` of its own (`OPENAI_RESPONSES`) that differs in its body's
+shape, where its usage sits, and in having no retrieve loop.
 
 The proxy's paths are the SDK's paths under `/v1`, and `openai_url` is the base URL as the
 SDK takes it (`https://api.openai.com/v1`), so `/v1/chat/completions` goes to
@@ -87,4 +87,8 @@ def responses_usage_of(answer: bytes) -> dict[str, Any] | None:
     return found
 
 
-OPENAI_RESPONSES = replace(OPENAI, name="openai-responses", usage_of=responses_usage_of)
+OPENAI_RESPONSES = replace(
+    OPENAI, name="openai-responses", usage_of=responses_usage_of, retrieve=None
+)
+"""Responses carries its conversation in `input` items: Chat Completions' retrieve loop does
+not apply, and it has none of its own."""

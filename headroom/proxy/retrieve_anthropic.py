@@ -23,6 +23,8 @@ from headroom.proxy.retrieve_loop import Hop
 from headroom.proxy.retrieve_tool import ANTHROPIC_TOOL, NAME, Answer, Call
 from headroom.proxy.sse import Event
 
+_THINKING = frozenset({"thinking", "redacted_thinking"})
+
 
 class AnthropicDialect:
     """The Messages API's shapes, as `retrieve_loop.Dialect` describes them."""
@@ -53,7 +55,9 @@ class AnthropicDialect:
         return {"role": "assistant", "content": content}
 
     def identity(self, message: Mapping[str, Any]) -> Any:
-        return [_identity(block) for block in _blocks(message)]
+        # Thinking blocks are left out: clients may drop them from earlier turns (the API
+        # ignores them there), and the text and tool calls identify the message.
+        return [_identity(b) for b in _blocks(message) if b.get("type") not in _THINKING]
 
     def join(
         self, pending: list[dict[str, Any]], following: Sequence[Any], order: Sequence[str]
@@ -239,8 +243,6 @@ def _identity(block: Mapping[str, Any]) -> Any:
         return [kind, block.get("text")]
     if kind == "tool_use":
         return [kind, block.get("id"), block.get("name"), block.get("input")]
-    if kind == "thinking":
-        return [kind, block.get("thinking"), block.get("signature")]
     return {k: v for k, v in block.items() if v is not None and k != "cache_control"}
 
 

@@ -1,9 +1,9 @@
 """Retrieve in the loop: the proxy answers the model's `headroom_retrieve` calls itself, and
 the client gets an answer in which those round trips do not appear.
 
-`RetrieveLoop.plan` runs before the conversation layer: it splices the conversation's
-remembered exchanges back into the client's messages (`hidden_turns`) and offers the
-retrieve tool, last, when the request carries tools. `RetrieveLoop.relay` then stands in
+`RetrieveLoop.plan` runs before the conversation layer: when the request carries tools, it
+offers the retrieve tool, last, and splices the conversation's remembered exchanges back
+into the client's messages (`hidden_turns`). `RetrieveLoop.relay` then stands in
 for `upstream.relay`:
 
 - A JSON answer is read whole. While every tool call it makes is a retrieve (at most
@@ -140,9 +140,11 @@ class Plan:
     body: dict[str, Any]
     """The client's body, remembered exchanges spliced back and the retrieve tool offered."""
     conversation: str
+    """The conversation's name (`hidden_turns.conversation`) where the tool is offered."""
     client: list[Any]
     """The client's own messages."""
     offered: bool
+    """Whether the retrieve tool is offered: only then does the loop run."""
 
 
 @dataclass(frozen=True)
@@ -154,17 +156,15 @@ class RetrieveLoop:
     def plan(self, body: dict[str, Any], store: Store, session: str | None) -> Plan:
         """The body to prepare: remembered exchanges spliced back, the tool offered."""
         messages = body.get("messages")
-        if not isinstance(messages, list):
-            return Plan(body, "", [], False)  # the conversation layer says what is wrong
-        name = hidden_turns.conversation(session, body)
-        spliced = hidden_turns.splice(store, name, messages, self.dialect)
         single = body.get("n") in (None, 1)  # one answer per request: a loop can continue it
         tools = offer(body.get("tools"), self.dialect.tool) if single else None
-        planned = dict(body)
-        planned["messages"] = spliced
-        if tools is not None:
-            planned["tools"] = tools
-        return Plan(planned, name, messages, tools is not None)
+        if not isinstance(messages, list) or tools is None:
+            # Without the tool offered nothing is spliced: a retrieve call in the history
+            # would name a tool the request does not define.
+            return Plan(body, "", [], False)
+        name = hidden_turns.conversation(session, body)
+        spliced = hidden_turns.splice(store, name, messages, self.dialect)
+        return Plan({**body, "messages": spliced, "tools": tools}, name, messages, True)
 
     def relay(self, store: Store, plan: Plan, forwarded: dict[str, Any]) -> Relay:
         """A relay for one request whose forwarded body is `forwarded`."""
@@ -232,6 +232,7 @@ class _Loop:
         return len(self.hops) > 1 or self.results is not None
 
     def continuation(self) -> bytes:
+        """The body of the next hop's request: the forwarded one and the hidden messages."""
         return json.dumps(self.dialect.continuation(self.forwarded, self.extra)).encode()
 
     async def conclude(self) -> tuple[dict[str, Any], str | None, dict[str, Any] | None]:

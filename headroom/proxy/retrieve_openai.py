@@ -31,16 +31,10 @@ class OpenAIDialect:
     end_stop = "stop"
 
     def calls(self, message: Mapping[str, Any]) -> list[Call]:
-        found = []
-        for call in _tool_calls(message):
-            function = _function(call)
-            arguments = function.get("arguments")
-            try:
-                parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
-            except ValueError:
-                parsed = arguments  # a malformed call: a retrieve call answers that it needs a key
-            found.append(Call(str(call.get("id")), str(function.get("name")), parsed))
-        return found
+        return [
+            Call(str(call.get("id")), str(_function(call).get("name")), _parsed(_function(call)))
+            for call in _tool_calls(message)
+        ]
 
     def results(self, answered: list[tuple[Call, Answer]]) -> list[dict[str, Any]]:
         return [
@@ -69,7 +63,7 @@ class OpenAIDialect:
                 if isinstance(part, Mapping) and part.get("type") == "text"
             )
         calls = [
-            [call.get("id"), _function(call).get("name"), _function(call).get("arguments")]
+            [call.get("id"), _function(call).get("name"), _parsed(_function(call))]
             for call in _tool_calls(message)
         ]
         return [content or None, calls]
@@ -173,11 +167,20 @@ class OpenAIStream:
         shown = self._shown(delta)
         if choice.get("finish_reason") is not None:
             self._stop, self._finish = choice["finish_reason"], data
-            self._held.append(event.raw)
-            return self._chunk(data, choice, shown) if _meaningful(shown) else b""
-        if shown == delta and self.hops == 0:
+            if not self._hiding:
+                self._held.append(event.raw)  # content and all, sent as it came with the tail
+                return b""
+            # Some upstreams put the last content in this chunk: it goes now, the finish waits.
+            self._held.append(self._chunk(data, choice, {}, choice["finish_reason"]))
+        elif shown == delta and self.hops == 0:
             return event.raw
         return self._chunk(data, choice, shown) if _meaningful(shown) else b""
+
+    @property
+    def _hiding(self) -> bool:
+        """Whether the client's answer differs from the upstream's: a continuation, or a
+        retrieve call in this hop."""
+        return self.hops > 0 or None in self._index.values()
 
     def _build(self, delta: Mapping[str, Any]) -> None:
         if isinstance(delta.get("content"), str):
@@ -212,8 +215,15 @@ class OpenAIStream:
                 shown["tool_calls"] = pieces
         return shown
 
-    def _chunk(self, data: Mapping[str, Any], choice: Mapping[str, Any], delta: Any) -> bytes:
-        piece = {**choice, "delta": delta, "finish_reason": None}
+    def _chunk(
+        self,
+        data: Mapping[str, Any],
+        choice: Mapping[str, Any],
+        delta: Mapping[str, Any],
+        finish: str | None = None,
+    ) -> bytes:
+        """A chunk of the client's answer: the first hop's id, this delta and finish."""
+        piece = {**choice, "delta": delta, "finish_reason": finish}
         return sse({**data, "id": self._id, "choices": [piece]})
 
     def end_hop(self) -> Hop:
@@ -231,8 +241,7 @@ class OpenAIStream:
     def finish(self, stop: str | None, usage: dict[str, Any] | None) -> bytes:
         out = b""
         if self._finish is not None:
-            choice = {**self._finish["choices"][0], "delta": {}, "finish_reason": stop}
-            out += sse({**self._finish, "id": self._id, "choices": [choice]})
+            out += self._chunk(self._finish, self._finish["choices"][0], {}, stop)
         if self._usage_chunk is not None and usage is not None:
             out += sse({**self._usage_chunk, "id": self._id, "usage": usage})
         return out + DONE
@@ -261,6 +270,16 @@ def _tool_calls(message: Any) -> list[Mapping[str, Any]]:
 def _function(call: Mapping[str, Any]) -> Mapping[str, Any]:
     function = call.get("function")
     return function if isinstance(function, Mapping) else {}
+
+
+def _parsed(function: Mapping[str, Any]) -> Any:
+    """A call's arguments as JSON values (so a client that re-serialises them still matches);
+    as written when they are not JSON (a retrieve call then answers that it needs a key)."""
+    arguments = function.get("arguments")
+    try:
+        return json.loads(arguments) if isinstance(arguments, str) else arguments
+    except ValueError:
+        return arguments
 
 
 def _call(id_: Any, function: Mapping[str, Any]) -> dict[str, Any]:

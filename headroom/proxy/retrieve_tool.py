@@ -11,6 +11,12 @@ A call is answered as `headroom.api.retrieve_from` answers: the exact original, 
 `lines="A-B"` slice, or the lines matching a `grep` regular expression, numbered. What
 cannot be answered (an unknown or expired key, a bad range or pattern, a failing store) is
 an error result the model reads, never an HTTP error.
+
+One answer carries at most `MAX_ANSWER_CHARS` characters, cut at a line's end, with a note
+naming the lines shown and how to ask for the rest. A whole multi-megabyte original would
+overflow the model's context: the continuation would fail upstream and the client would get
+an error for a call it never made. The cap matches what agents' own file readers return
+(Claude Code's Read stops at about 25,000 tokens), and the model has `lines` and `grep`.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from headroom.messages import RETRIEVE_TOOL, is_retrieve_tool
 from headroom.store.base import Store
 
 NAME = RETRIEVE_TOOL
+MAX_ANSWER_CHARS = 100_000
+"""The most one answer carries (about 25,000 tokens); the rest is a `lines` call away."""
 DESCRIPTION = (
     "Get back content that headroom compressed. A compressed tool result starts with "
     "`[headroom KEY: ...]`, and each elision inside it names the original lines "
@@ -114,4 +122,31 @@ def answer(store: Store, arguments: Any) -> Answer:
     if not text:
         asked = " and ".join(f"{n}={v!r}" for n, v in (("lines", lines), ("grep", grep)) if v)
         return Answer(f"no line of {key.strip()} matches {asked or 'the request'}", False)
-    return Answer(text, False)
+    return Answer(_capped(text, _first_line(lines), bool(grep)), False)
+
+
+def _first_line(lines: str | int | None) -> int:
+    """The original's line number of a slice's first line (1 for the whole original)."""
+    start = str(lines or "1").split("-", 1)[0].strip()
+    return max(int(start), 1) if start.isdigit() else 1
+
+
+def _capped(text: str, first: int, grepped: bool) -> str:
+    """`text`, or its first lines up to MAX_ANSWER_CHARS and a note on how to read on."""
+    if len(text) <= MAX_ANSWER_CHARS:
+        return text
+    end = text.rfind("\n", 0, MAX_ANSWER_CHARS + 1)
+    size = f"{len(text):,} characters; one answer carries at most {MAX_ANSWER_CHARS:,}"
+    if end <= 0:
+        return (
+            f"{text[:MAX_ANSWER_CHARS]}\n[headroom: the first {MAX_ANSWER_CHARS:,} characters "
+            f"shown ({size}): the first line alone is longer, and lines and grep return whole lines]"
+        )
+    shown = text[:end]
+    count, total = shown.count("\n") + 1, text.count("\n") + 1
+    if grepped:
+        how = "narrow the grep, or add lines to search one part of the original"
+        return f"{shown}\n[headroom: {count} of {total} matching lines shown ({size}): {how}]"
+    last, final = first + count - 1, first + total - 1
+    how = f'call {NAME} again with lines="{last + 1}-{final}" for the rest, or grep'
+    return f"{shown}\n[headroom: lines {first}-{last} of {first}-{final} shown ({size}): {how}]"

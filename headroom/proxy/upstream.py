@@ -2,8 +2,11 @@
 upstream's answer to the client as its bytes arrive.
 
 Auth headers cross untouched; hop-by-hop headers, `host`, `content-length` and every
-`x-headroom-*` header stop here. A relayed answer keeps the upstream's status, headers and
-bytes (compressed bytes stay compressed, with their `content-encoding`).
+`x-headroom-*` header stop on the way up. A relayed answer keeps the upstream's status,
+end-to-end headers and bytes (compressed bytes stay compressed, with their
+`content-encoding`; a `content-length` stays true, so an answer the upstream cuts short
+looks the same to the client as it would going direct). A client that disconnects cancels
+the upstream call.
 """
 
 from __future__ import annotations
@@ -34,12 +37,14 @@ HOP_BY_HOP = frozenset(
     )
 )
 _NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length"}
-_NOT_RELAYED = HOP_BY_HOP | {"content-length"}
+_NOT_RELAYED = HOP_BY_HOP
 
 logger = logging.getLogger("headroom.proxy")
 
 Finished = Callable[[bytes], None]
 """Called with the whole relayed answer once the client has it (usage, accounting)."""
+CLIENT_GONE = 499
+"""The status of a request whose client left before its answer: never sent, only counted."""
 
 
 def request_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -81,10 +86,6 @@ async def relay(
     if answer.status_code >= 400:
         finished = None  # an error answer is relayed, not accounted
     return Relayed(answer, finished)
-
-
-CLIENT_GONE = 499
-"""The status of an answer to a client that left before it came (never sent; logged only)."""
 
 
 async def _unless_client_leaves(

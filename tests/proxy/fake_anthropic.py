@@ -4,7 +4,8 @@ event sequence, error bodies and statuses) and records every request it receives
 The model name picks the behaviour: `rate-limited` answers 429 with `retry-after`; a name
 starting `retrieve-` is the model of `retrieving_model`, which calls `headroom_retrieve` (its
 answers stream as the real sequence for any content: text and `tool_use` blocks); any other
-request carrying `tools` gets a `tool_use` answer until it holds two tool results.
+request carrying `tools` gets a `tool_use` answer until it holds two tool results. An answer
+that waits for its client to leave (`retrieve-hanging`) records that it left in `left`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.proxy.retrieving_model import (
+    HANGING,
     LIMITED,
     RETRIEVE,
     RETRIEVING,
@@ -51,6 +53,8 @@ class Fake:
     """The fake API and what it has received."""
 
     received: list[Received] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
+    """The models of the answers whose client left while they were waited for."""
 
     def app(self) -> Starlette:
         return Starlette(
@@ -79,12 +83,36 @@ class Fake:
             return rate_limited()
         content = answer_content(body)
         usage = {"input_tokens": len(json.dumps(body["messages"])) // 4, "output_tokens": 7}
+        if body["model"] == HANGING and retrieved(body):
+            return await self.hang(request, body)
         if body["model"].startswith(RETRIEVING):
             return retrieving_answer(body, usage)
         if body.get("stream"):
             return StreamingResponse(events(body["model"], usage), media_type="text/event-stream")
         stop = "tool_use" if content[0]["type"] == "tool_use" else "end_turn"
         return JSONResponse(message(body["model"], content, stop, usage), headers=REQUEST_ID)
+
+    async def hang(self, request: Request, body: dict[str, Any]) -> Response:
+        """An answer that never comes (a stream: after its `message_start`): it waits until
+        the client leaves, and records that it did."""
+
+        async def wait() -> None:
+            try:
+                while (await request.receive())["type"] != "http.disconnect":
+                    pass
+            finally:
+                self.left.append(body["model"])
+
+        if not body.get("stream"):
+            await wait()
+            return Response(status_code=499)  # never sent: the client has left
+
+        async def stream() -> AsyncIterator[bytes]:
+            start = message(body["model"], [], "", {"input_tokens": 1, "output_tokens": 1})
+            yield sse("message_start", {"type": "message_start", "message": start})
+            await wait()
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers=REQUEST_ID)
 
 
 REQUEST_ID = {"request-id": "req_fake0001"}
@@ -169,7 +197,7 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
 def retrieving_answer(body: dict[str, Any], usage: dict[str, int]) -> Response:
     """The `retrieve-` model's answer, JSON or streamed."""
     view = anthropic_view(body)
-    if body["model"] == LIMITED and any(r.tool == RETRIEVE for r in view.newest):
+    if body["model"] == LIMITED and retrieved(body):
         return rate_limited()
     content = anthropic_content(decide(body["model"], view), view.calls)
     stop = "tool_use" if any(block["type"] == "tool_use" for block in content) else "end_turn"
@@ -177,6 +205,11 @@ def retrieving_answer(body: dict[str, Any], usage: dict[str, int]) -> Response:
         stream = content_events(body["model"], content, stop, usage)
         return StreamingResponse(stream, media_type="text/event-stream", headers=REQUEST_ID)
     return JSONResponse(message(body["model"], content, stop, usage), headers=REQUEST_ID)
+
+
+def retrieved(body: dict[str, Any]) -> bool:
+    """Whether the newest message carries a retrieve result."""
+    return any(r.tool == RETRIEVE for r in anthropic_view(body).newest)
 
 
 def anthropic_view(body: dict[str, Any]) -> View:

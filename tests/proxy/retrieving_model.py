@@ -5,10 +5,14 @@ headroom's markers and calls `headroom_retrieve` when the request offers it.
   and a call `{key, lines: "N-N"}` for the last line of the original (the header says how
   many it has); given that call's result, text quoting its first line (`Retrieved: ...`).
 - `retrieve-unknown`: the same, asking for a key no store holds.
+- `retrieve-silent`: `retrieve-lines`, but the call comes without the short text.
 - `retrieve-mixed`: the retrieve call and a client `Bash` call in one message.
 - `retrieve-forever`: every retrieve result is met with the same call again.
 - `retrieve-limited` (Anthropic's fake only): `retrieve-lines`, but a request carrying a
   retrieve result is answered with the API's 429.
+- `retrieve-hanging` (Anthropic's fake only): `retrieve-lines`, but a request carrying a
+  retrieve result is never answered (a stream stops after `message_start`) until the client
+  leaves.
 
 Otherwise it answers as the fakes always do: a `Bash` call while the conversation holds
 fewer than two results of client tools, then `ANSWER`. Each fake turns a `Decision` into its
@@ -24,6 +28,7 @@ from typing import Any
 RETRIEVING = "retrieve-"
 RETRIEVE = "headroom_retrieve"
 LIMITED = "retrieve-limited"
+HANGING = "retrieve-hanging"
 ANSWER = "The answer is 42."
 UNKNOWN_KEY = "0000000000000000"
 LOOKING = "Let me read the original."
@@ -74,7 +79,7 @@ def decide(model: str, view: View) -> Decision:
         calls: list[tuple[str, Any]] = [(RETRIEVE, arguments)]
         if model == "retrieve-mixed":
             calls.append(("Bash", {"command": f"grep -rn def {TOOLS[2]}"}))
-        return Decision(LOOKING, calls)
+        return Decision(None if model == "retrieve-silent" else LOOKING, calls)
     if view.client_results < 2:
         return Decision(None, [("Bash", {"command": f"grep -rn def {TOOLS[view.client_results]}"})])
     return Decision(ANSWER)

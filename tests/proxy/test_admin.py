@@ -3,6 +3,7 @@ real compressed content, and their loopback-or-token guard."""
 
 from __future__ import annotations
 
+import os
 import sysconfig
 from pathlib import Path
 
@@ -141,6 +142,7 @@ def test_metrics_render_in_order(store: Store) -> None:
     metrics.request("anthropic", 200)
     metrics.compressed(3)
     metrics.fail_open()
+    metrics.timed_out()
     metrics.transferred(1000, 400)
     answer = TestClient(app_for(store, metrics=metrics), client=LOOPBACK).get("/metrics")
     assert answer.status_code == 200
@@ -152,8 +154,10 @@ def test_metrics_render_in_order(store: Store) -> None:
         'headroom_requests_total{provider="openai",status="200"} 1',
         "headroom_compressed_payloads_total 3",
         "headroom_fail_open_total 1",
+        "headroom_compress_timeouts_total 1",
         "headroom_bytes_in_total 1000",
         "headroom_bytes_out_total 400",
+        f'headroom_worker{{pid="{os.getpid()}"}} 1',
     ]
     assert "# TYPE headroom_requests_total counter" in answer.text
     assert answer.text == metrics.render()

@@ -1,11 +1,16 @@
-"""The retrieve tool's answers, the rule that keeps a retrieve result out of compression, and
-usage summed over the loop's hops."""
+"""The retrieve tool's answers (a huge original capped with a note on how to read on), the
+rule that keeps a retrieve result out of compression, and usage summed over the loop's hops."""
 
 from __future__ import annotations
 
+import json
+
 from headroom import messages as conversation
+from headroom.config import Settings
+from headroom.conversation.accounts import load_ledger
+from headroom.conversation.live_zone import compress_turn
 from headroom.proxy.retrieve_loop import total_usage
-from headroom.proxy.retrieve_tool import answer
+from headroom.proxy.retrieve_tool import MAX_ANSWER_CHARS, answer
 from headroom.store.memory import MemoryStore
 from tests.proxy.retrieving_model import RETRIEVE
 from tests.proxy.test_anthropic import grep_def
@@ -19,6 +24,15 @@ def test_a_retrieve_result_is_never_a_payload_to_compress() -> None:
         found = conversation.read(
             [{"role": "assistant", "content": [call]}, {"role": "user", "content": [result]}]
         )
+        assert len(found.payloads) == (1 if name == "Bash" else 0)
+        function = {"name": name, "arguments": '{"key": "k"}'}
+        found = conversation.read(
+            [
+                {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+                                                      "function": function}]},
+                {"role": "tool", "tool_call_id": "c1", "content": text},
+            ]
+        )  # fmt: skip
         assert len(found.payloads) == (1 if name == "Bash" else 0)
 
 
@@ -49,3 +63,43 @@ def test_usage_is_summed_over_hops_nested_counts_included() -> None:
         "tier": "b",
     }
     assert total_usage([None, None]) is None
+
+
+def test_a_huge_original_is_capped_with_the_lines_to_ask_for_next() -> None:
+    lines = [
+        f"{n:06d} " + "x" * 92 for n in range(1, 3001)
+    ]  # 100 characters a line, newline included
+    store = MemoryStore()
+    key = store.put("\n".join(lines))
+    whole = answer(store, {"key": key}).text
+    shown, note = whole.rsplit("\n", 1)
+    assert len(shown) <= MAX_ANSWER_CHARS and shown.split("\n") == lines[:1000]
+    assert "lines 1-1000 of 1-3000 shown" in note and 'lines="1001-3000"' in note
+    part = answer(store, {"key": key, "lines": "1001-3000"}).text
+    shown, note = part.rsplit("\n", 1)
+    assert shown.split("\n") == lines[1000:2000] and 'lines="2001-3000"' in note
+    grepped = answer(store, {"key": key, "grep": "x"}).text
+    assert grepped.startswith("1:000001 ") and "matching lines shown" in grepped
+    assert answer(store, {"key": key, "lines": "1-10"}).text == "\n".join(lines[:10])
+
+
+def test_a_single_line_longer_than_the_cap_says_it_is_cut() -> None:
+    store = MemoryStore()
+    key = store.put("y" * (MAX_ANSWER_CHARS * 2))
+    text = answer(store, {"key": key}).text
+    assert text.startswith("y" * MAX_ANSWER_CHARS + "\n[headroom: the first 100,000 characters")
+
+
+def test_a_retrieval_of_a_part_stored_on_its_own_is_counted_for_its_kind() -> None:
+    store = MemoryStore()
+    records = [{"id": i, "name": f"user{i}", "email": f"u{i}@example.com"} for i in range(400)]
+    call = {"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "curl users"}}
+    result = {"type": "tool_result", "tool_use_id": "t1", "content": json.dumps(records)}
+    messages = [{"role": "user", "content": "Who?"}, {"role": "assistant", "content": [call]},
+                {"role": "user", "content": [result]}]  # fmt: skip
+    turn = compress_turn(messages, store, Settings(store="memory://"), session="parts")
+    [transform] = turn.transforms
+    assert transform.kind == "json" and len(transform.keys) == 2  # the whole, and a part
+    assert not answer(store, {"key": transform.keys[1]}).error
+    [session] = load_ledger(store).sessions()
+    assert [(k.kind, k.retrieved) for k in session.kinds] == [("json", 1)]
