@@ -36,7 +36,8 @@ class Settings:
     read_whole_below_tokens: int = 3000
     """A source file read under this size stays whole: the agent is likely to edit it."""
     store: str = ""
-    """Store URL (`sqlite:////abs/path.db`, `memory://`); empty means the SQLite file in home."""
+    """Store URL (`sqlite:////abs/path.db`, `redis://HOST:PORT/DB`, `memory://`); empty means
+    the SQLite file in home."""
     ttl_days: float = 7.0
     """A stored original lives this long after its last use."""
     max_store_mb: int = 1024
@@ -55,10 +56,10 @@ class Settings:
     anthropic_url: str = "https://api.anthropic.com"
     """The Anthropic API's base URL, as its SDK takes it; the proxy forwards there."""
     openai_url: str = "https://api.openai.com/v1"
+    """The OpenAI API's base URL, as its SDK takes it (with `/v1`); the proxy forwards there."""
     admin_token: str = ""
     """When set, the admin endpoints (retrieve, compress, stats, metrics) answer anyone who
     sends it as a bearer token; when empty, loopback clients only."""
-    """The OpenAI API's base URL, as its SDK takes it (with `/v1`); the proxy forwards there."""
     gemini_url: str = "https://generativelanguage.googleapis.com"
     """The Gemini API's base URL, as its SDK takes it (without a version); the proxy forwards
     there."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import socket
 from dataclasses import replace
 from typing import Any
@@ -24,7 +25,7 @@ from headroom.errors import ConfigError
 @click.option("--host", default=None, help="Address to listen on (HEADROOM_HOST, 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to listen on (HEADROOM_PORT, 8787).")
 @click.option("--mode", type=click.Choice(MODES), default=None, help="cache or token.")
-@click.option("--store", default=None, help="Store URL, e.g. sqlite:////abs/path.db or memory://.")
+@click.option("--store", default=None, help="Store URL: sqlite:////abs/path.db, redis://HOST:PORT/DB or memory://.")
 @click.option("--anthropic-url", default=None, help="Anthropic API base URL to forward to.")
 @click.option("--openai-url", default=None, help="OpenAI API base URL (with /v1) to forward to.")
 @click.option("--gemini-url", default=None, help="Gemini API base URL to forward to.")
@@ -72,12 +73,34 @@ def proxy_command(
         workers=workers,
         compress_timeout_ms=compress_timeout_ms,
     )
-    click.echo(f"headroom proxy on http://{settings.host}:{settings.port}", err=True)
+    click.echo(banner(settings), err=True)
     if settings.workers == 1:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, ws="none",
                     log_config=log_config())  # fmt: skip
     else:
         serve_workers(settings)
+
+
+def banner(settings: Settings) -> str:
+    """What the proxy says on start: where it listens, its store, and the lines that point an
+    agent or SDK at it."""
+    local = settings.host in ("127.0.0.1", "localhost", "::1")
+    shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    url = f"http://{shown}:{settings.port}"
+    store = re.sub(r"//([^/@]*):[^/@]*@", r"//\1:***@", settings.store_url())
+    lines = [
+        f"headroom proxy on {url} (store {store}, mode {settings.mode})",
+        "Point your agent at it (Claude Code, the Anthropic SDKs; Codex, the OpenAI SDKs):",
+        f"  export ANTHROPIC_BASE_URL={url}",
+        f"  export OPENAI_BASE_URL={url}/v1",
+    ]
+    if not local:
+        lines.append(
+            f"Listening on {settings.host}, beyond loopback: the admin endpoints answer only "
+            "with --admin-token, and anyone who reaches Bedrock routes uses this machine's "
+            "AWS credentials."
+        )
+    return "\n".join(lines)
 
 
 def serve_workers(settings: Settings) -> None:

@@ -1,10 +1,11 @@
-"""`headroom proxy`: flags lay over their HEADROOM_* twins."""
+"""`headroom proxy`: flags lay over their HEADROOM_* twins; the banner says how to use it."""
 
 from __future__ import annotations
 
 import pytest
 
-from headroom.cli.proxy import settings_with
+from headroom.cli.proxy import banner, settings_with
+from headroom.config import Settings
 from headroom.errors import ConfigError
 
 
@@ -33,3 +34,21 @@ def test_the_openai_url_flag_lays_over_its_twin(monkeypatch: pytest.MonkeyPatch)
     assert settings_with(openai_url="http://127.0.0.1:2/v1").openai_url == "http://127.0.0.1:2/v1"
     result = CliRunner().invoke(proxy_command, ["--help"])
     assert "--openai-url" in result.output
+
+
+def test_the_banner_gives_the_lines_that_point_an_agent_at_the_proxy() -> None:
+    text = banner(Settings(store="memory://", port=9911))
+    assert (
+        text.splitlines()[0]
+        == "headroom proxy on http://127.0.0.1:9911 (store memory://, mode cache)"
+    )
+    assert "  export ANTHROPIC_BASE_URL=http://127.0.0.1:9911" in text.splitlines()
+    assert "  export OPENAI_BASE_URL=http://127.0.0.1:9911/v1" in text.splitlines()
+    assert "beyond loopback" not in text
+
+
+def test_the_banner_hides_a_store_password_and_warns_off_loopback() -> None:
+    text = banner(Settings(store="redis://:s3cret@cache.internal:6379/2", host="0.0.0.0"))
+    assert "s3cret" not in text and "redis://:***@cache.internal:6379/2" in text
+    assert "http://127.0.0.1:8787" in text
+    assert "beyond loopback" in text and "--admin-token" in text
