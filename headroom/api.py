@@ -105,10 +105,12 @@ def retrieve_from(
     text = store.get(key)
     if text is None:
         return None
+    first = 1
     if lines:
-        text = slice_lines(text, lines)
+        first, last = line_range(text, lines)
+        text = "\n".join(text.split("\n")[first - 1 : last])
     if grep:
-        text = grep_lines(text, grep)
+        text = grep_lines(text, grep, first=first)
     _count_retrieval(store, key)
     return text
 
@@ -127,27 +129,34 @@ def _count_retrieval(store: Store, key: str) -> None:
 
 def slice_lines(text: str, spec: str) -> str:
     """Lines A-B (1-based, inclusive; `A-` to the end, `A` alone for one line)."""
+    first, last = line_range(text, spec)
+    return "\n".join(text.split("\n")[first - 1 : last])
+
+
+def line_range(text: str, spec: str) -> tuple[int, int]:
+    """The first and last line numbers (1-based, inclusive) a `lines` spec names in text."""
     match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d*)\s*)?", spec)
     if not match:
         raise ConfigError(f"lines={spec!r} is not a range; write it as A-B, e.g. lines=120-180")
     first = max(int(match.group(1)), 1)
     last_text = match.group(2)
-    all_lines = text.split("\n")
-    last = int(last_text) if last_text else (len(all_lines) if match.group(0).count("-") else first)
+    count = text.count("\n") + 1
+    last = int(last_text) if last_text else (count if match.group(0).count("-") else first)
     if last < first:
         raise ConfigError(f"lines={spec!r} ends before it starts; write it as A-B with A <= B")
-    return "\n".join(all_lines[first - 1 : last])
+    return first, last
 
 
-def grep_lines(text: str, pattern: str) -> str:
-    """The lines matching pattern, as `N:line` (N is the 1-based line number)."""
+def grep_lines(text: str, pattern: str, first: int = 1) -> str:
+    """The lines matching pattern, as `N:line`; N is the line's number, `first` that of
+    text's first line (a slice's lines keep the original's numbers)."""
     try:
         compiled = re.compile(pattern)
     except re.error as exc:
         raise ConfigError(f"grep={pattern!r} is not a valid regular expression: {exc}") from None
     return "\n".join(
         f"{number}:{line}"
-        for number, line in enumerate(text.split("\n"), 1)
+        for number, line in enumerate(text.split("\n"), first)
         if compiled.search(line)
     )
 

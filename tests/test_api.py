@@ -105,6 +105,17 @@ def test_retrieve_slices_by_lines_and_grep(pytest_log: str) -> None:
     assert grepped.split(":", 1)[0].isdigit()
 
 
+def test_grep_within_a_slice_numbers_lines_as_in_the_original(pytest_log: str) -> None:
+    key = compress(conversation(pytest_log)).transforms[0].keys[0]
+    lines = pytest_log.split("\n")
+    hits = [n for n, line in enumerate(lines, 1) if "broken-1234" in line]
+    assert hits, "the fixture log names broken-1234"
+    spec = f"{hits[-1] - 2}-{hits[-1] + 2}"
+    grepped = retrieve(key, lines=spec, grep="broken-1234")
+    assert grepped is not None
+    assert grepped.splitlines()[-1] == f"{hits[-1]}:{lines[hits[-1] - 1]}"
+
+
 def test_every_marker_range_retrieves_the_lines_it_stands_for(pytest_log: str) -> None:
     result = compress(conversation(pytest_log))
     output = result.messages[2]["content"][0]["content"]
