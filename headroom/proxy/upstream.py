@@ -36,7 +36,7 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     )
 )
-_NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length"}
+_NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "accept-encoding"}
 _NOT_RELAYED = HOP_BY_HOP
 
 logger = logging.getLogger("headroom.proxy")
@@ -48,12 +48,15 @@ CLIENT_GONE = 499
 
 
 def request_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The client's headers as they go upstream."""
-    return {
+    """The client's headers as they go upstream. The upstream is asked for an uncompressed
+    answer: headroom reads usage (and retrieve calls) from answers, which it cannot in gzip
+    or brotli bytes, and the client is one hop away."""
+    forwarded = {
         name: value
         for name, value in headers.items()
         if name.lower() not in _NOT_FORWARDED and not name.lower().startswith("x-headroom-")
     }
+    return {**forwarded, "accept-encoding": "identity"}
 
 
 def response_headers(headers: httpx.Headers) -> list[tuple[str, str]]:

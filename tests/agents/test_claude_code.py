@@ -252,7 +252,8 @@ def test_cache_use_is_going_directs_plus_the_retrieve_tool_when_nothing_is_compr
 
 def test_claude_codes_headers_reach_the_upstream(small: tuple[Session, Session]) -> None:
     direct, proxied = (s.fake.conversations()[0].headers for s in small)
-    per_connection = {"host", "content-length", "x-claude-code-session-id"}
+    per_connection = {"host", "content-length", "x-claude-code-session-id", "accept-encoding"}
+    assert proxied["accept-encoding"] == "identity"  # so the proxy can read usage
     assert proxied.keys() == direct.keys()
     assert {k: v for k, v in proxied.items() if k not in per_connection} == {
         k: v for k, v in direct.items() if k not in per_connection

@@ -176,3 +176,29 @@ def test_metrics_and_retrieve_are_served_on_loopback(proxy_url: str) -> None:
     assert 'headroom_requests_total{provider="anthropic",status="400"} 1' in metrics.text
     missing = httpx.get(f"{proxy_url}/v1/retrieve/0123456789abcdef", timeout=10)
     assert missing.status_code == 404
+
+
+def test_usage_is_read_from_an_upstream_that_would_gzip_its_answers() -> None:
+    from starlette.middleware.gzip import GZipMiddleware
+
+    fake = Fake()
+    upstream = serve(GZipMiddleware(fake.app(), minimum_size=10))
+    store = open_store("memory://")
+    proxy = serve(create_app(Settings(store="memory://", anthropic_url=upstream.url), store=store))
+    try:
+        message = client(proxy.url).messages.create(
+            model=MODEL,
+            max_tokens=64,
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"x-headroom-session-id": "gzip-session"},
+        )
+        assert message.content[0].text == ANSWER  # type: ignore[union-attr]
+        assert fake.received[-1].headers["accept-encoding"] == "identity"
+        for _ in range(50):  # the turn is accounted just after the answer is sent
+            session = httpx.get(f"{proxy.url}/stats").json()["sessions"].get("gzip-session")
+            if session and session["turns"] == 1:
+                break
+        assert session is not None and session["simulated_turns"] == 0
+    finally:
+        stop(proxy)
+        stop(upstream)
