@@ -34,7 +34,7 @@ from headroom.proxy import admin, upstream
 from headroom.proxy.adapter import Adapter
 from headroom.proxy.anthropic import ANTHROPIC
 from headroom.proxy.bedrock import Bedrock, is_signed
-from headroom.proxy.gemini import GEMINI, is_gemini
+from headroom.proxy.gemini import GEMINI, GEMINI_PATH, is_gemini
 from headroom.proxy.gemini import endpoint as gemini_endpoint
 from headroom.proxy.openai import OPENAI, OPENAI_RESPONSES
 from headroom.store.base import Store
@@ -66,6 +66,15 @@ _PROVIDERS = {
 }
 
 
+def _provider_label(path: str) -> str:
+    """The provider a request is counted under in the metrics, by its path."""
+    if path in _PROVIDERS:
+        return _PROVIDERS[path]
+    if path.startswith("/model/"):
+        return "bedrock"
+    return "gemini" if GEMINI_PATH.fullmatch(path) else "other"
+
+
 class CountRequests:
     """ASGI middleware: each HTTP request counted in the metrics by provider and status; a
     client that left before it was answered counts as 499, and goes unanswered and unlogged."""
@@ -78,8 +87,7 @@ class CountRequests:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        bedrock = "bedrock" if scope["path"].startswith("/model/") else "other"
-        provider = _PROVIDERS.get(scope["path"], bedrock)
+        provider = _provider_label(scope["path"])
 
         async def counted(message: Message) -> None:
             if message["type"] == "http.response.start":

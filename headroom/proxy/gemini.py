@@ -33,7 +33,7 @@ _CONVERSATION = re.compile(
     r"/v1(?:beta|alpha)?/(?:models|tunedModels)/([^/:]+)"
     r":(?:generateContent|streamGenerateContent)"
 )
-_GEMINI_PATH = re.compile(
+GEMINI_PATH = re.compile(
     r"/(?:upload/)?v1(?:beta|alpha)/.*"
     r"|/v1/(?:models|tunedModels)/[^/:]+"
     r":(?:generateContent|streamGenerateContent|countTokens|embedContent|batchEmbedContents)"
@@ -44,7 +44,7 @@ KEY_HEADER = "x-goog-api-key"
 def is_gemini(request: Request) -> bool:
     """Whether a request is Gemini's, by its path or by the key it carries."""
     return bool(
-        _GEMINI_PATH.fullmatch(request.url.path)
+        GEMINI_PATH.fullmatch(request.url.path)
         or KEY_HEADER in request.headers
         or "key" in request.query_params
     )

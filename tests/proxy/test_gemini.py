@@ -104,6 +104,8 @@ def test_an_answer_reaches_the_sdk_and_its_usage_is_accounted(
     sessions = load_ledger(store).to_dict()["sessions"]
     assert list(sessions) == ["gemini-session"]
     assert list(sessions["gemini-session"]["models"]) == [MODEL]  # named by the path
+    metrics = httpx.get(f"{proxy}/metrics").text
+    assert 'headroom_requests_total{provider="gemini",status="200"}' in metrics
 
 
 @pytest.mark.integration
