@@ -16,7 +16,7 @@ conversation layer.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import httpx
@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from headroom import tokens
 from headroom.api import store_for
 from headroom.config import Settings
+from headroom.errors import HeadroomError
 from headroom.proxy import admin, upstream
 from headroom.proxy.adapter import Adapter
 from headroom.proxy.anthropic import ANTHROPIC
@@ -47,9 +48,23 @@ concurrent request behind slow answers); idle ones kept as httpx does."""
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
-async def ok(request: Request) -> Response:
-    """`/livez` and `/readyz`: the proxy is up and serving (the upstream is not called)."""
+async def live(request: Request) -> Response:
+    """`/livez`: the proxy is up and answering."""
     return JSONResponse({"status": "ok"})
+
+
+def readiness(store: Store) -> Callable[[Request], Awaitable[Response]]:
+    """`/readyz`: the proxy can serve, its store answering (the upstream is not called: an
+    upstream outage is the client's to see, in the upstream's own words)."""
+
+    async def ready(request: Request) -> Response:
+        try:
+            await run_in_threadpool(store.recall, "readyz")
+        except HeadroomError as exc:
+            return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    return ready
 
 
 def is_openai(request: Request) -> bool:
@@ -141,8 +156,8 @@ def create_app(
             logging.getLogger("uvicorn.error").removeFilter(quiet)
 
     routes = [
-        Route("/livez", ok, methods=["GET"]),
-        Route("/readyz", ok, methods=["GET"]),
+        Route("/livez", live, methods=["GET"]),
+        Route("/readyz", readiness(chosen), methods=["GET"]),
         Route("/v1/messages", anthropic.compress, methods=["POST"]),
         Route("/v1/chat/completions", openai.compress, methods=["POST"]),
         Route("/v1/responses", responses.compress, methods=["POST"]),

@@ -154,6 +154,19 @@ def test_health_endpoints_answer_ok(proxy_url: str) -> None:
         assert response.status_code == 200 and response.json() == {"status": "ok"}
 
 
+def test_readyz_says_unavailable_when_the_store_fails(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    proxy = serve(create_app(Settings(anthropic_url="http://127.0.0.1:9"), store=store))
+    try:
+        store.close()  # every later use of the store fails
+        ready = httpx.get(f"{proxy.url}/readyz", timeout=10)
+        assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
+        assert "closed" in ready.json()["reason"]
+        assert httpx.get(f"{proxy.url}/livez", timeout=10).status_code == 200
+    finally:
+        stop(proxy)
+
+
 def test_an_unreachable_upstream_gets_a_502_in_anthropics_shape() -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
