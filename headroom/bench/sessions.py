@@ -232,7 +232,7 @@ def replay(session: Session, home: Path) -> SessionResult:
             into.tokens_forwarded += meters[id(into)].bill(forwarded, into)
             into.turns += 1
             if result is not None:
-                into.headroom_busts += sum(1 for e in result.busts if e.by == "headroom")
+                into.headroom_busts += sum(1 for e in result.busts if e.by != "client")
     store.close()
     return SessionResult(session.name, len(all_turns), direct, cache, token)
 

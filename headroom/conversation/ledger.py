@@ -33,8 +33,8 @@ from headroom.conversation import prices
 from headroom.conversation.prices import Usage, price_for
 from headroom.errors import ConfigError, StoreError
 
-EventKind = Literal["cache_bust", "headroom_bust", "trim"]
-EVENT_KINDS: tuple[EventKind, ...] = ("cache_bust", "headroom_bust", "trim")
+EventKind = Literal["cache_bust", "headroom_bust", "recompression", "trim"]
+EVENT_KINDS: tuple[EventKind, ...] = ("cache_bust", "headroom_bust", "recompression", "trim")
 VERSION = 1
 
 
@@ -381,6 +381,12 @@ def _notes(sessions: Iterable[SessionStats], total: SessionStats) -> list[str]:
         count, detail = one.events["headroom_bust"]
         if count:
             notes.append(f"{one.session}: {count} cache bust(s) by headroom, last: {detail}")
+        count = one.events["recompression"][0]
+        if count:
+            notes.append(
+                f"{one.session}: {count} history rewrite(s) by token mode (expected; their "
+                "cache writes are in the bill)"
+            )
     return ["", *notes] if notes else []
 
 

@@ -22,7 +22,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from headroom import messages as conversation
@@ -123,6 +123,8 @@ def _turn(
         for sent, original, mine in zip(forwarded, messages, client, strict=True)
     )  # an untouched message is the client's own object: its hash is known
     events = prefix.busts(name, previous, client, forwarded_hashes)
+    if settings.mode == "token":  # its rewrites are what it is for, not a bug
+        events = [replace(e, by=prefix.TOKEN_MODE) if e.by == "headroom" else e for e in events]
     prefix.save(store, name, prefix.Record(tuple(client), forwarded_hashes))
     return Turn(name, forwarded, transforms, frozen, events, tuple(client), found.query)
 

@@ -37,6 +37,10 @@ class Record:
     forwarded: tuple[str, ...]
 
 
+TOKEN_MODE = "token mode"
+"""Who changed a cached prefix when token mode recompressed the history."""
+
+
 @dataclass(frozen=True, slots=True)
 class BustEvent:
     """A cached prefix that changed: where, and who changed it."""
@@ -45,7 +49,8 @@ class BustEvent:
     message: int
     block: int | None
     by: str
-    """"client" (it rewrote an old message) or "headroom" (a bug: counted separately)."""
+    """"client" (it rewrote an old message), "headroom" (a bug: counted separately) or
+    TOKEN_MODE (token mode recompressed history, as it may: its cost is in the bill)."""
 
     def describe(self) -> str:
         where = f"messages[{self.message}]" + (

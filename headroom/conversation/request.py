@@ -197,6 +197,9 @@ def _openai_system(messages: list[Any]) -> str | None:
     return joined or None
 
 
+_EVENT_BY: dict[str, EventKind] = {"headroom": "headroom_bust", prefix.TOKEN_MODE: "recompression"}
+"""The ledger event of a cache bust, by who made it (anyone else: the client)."""
+
 MEMO = TokenMemo()
 """Token counts of messages seen by this process, by hash."""
 
@@ -232,7 +235,7 @@ def account(
             if t.skipped is None and not t.replayed:
                 ledger.record_compression(turn.session, t.kind, t.tokens_in, t.tokens_out)
         for bust in turn.busts:
-            kind: EventKind = "headroom_bust" if bust.by == "headroom" else "cache_bust"
+            kind: EventKind = _EVENT_BY.get(bust.by, "cache_bust")
             ledger.record_event(turn.session, kind, bust.describe())
         if prepared.trim and prepared.trim.stubbed:
             detail = f"{len(prepared.trim.stubbed)} tool results, {prepared.trim.freed} tokens"

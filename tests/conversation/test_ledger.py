@@ -163,12 +163,14 @@ def test_events_are_counted_per_kind_and_keep_the_last_detail() -> None:
     assert s1.events == {
         "cache_bust": (1, "message 3 changed (client)"),
         "headroom_bust": (2, "message 7 block 1 changed (headroom)"),
+        "recompression": (0, ""),
         "trim": (0, ""),
     }
     assert s2.events["trim"] == (1, "stubbed 14 tool results")
     assert {kind: ledger.total().events[kind][0] for kind in EVENT_KINDS} == {
         "cache_bust": 1,
         "headroom_bust": 2,
+        "recompression": 0,
         "trim": 1,
     }
     with pytest.raises(ConfigError, match="not one of"):

@@ -99,6 +99,15 @@ def test_token_mode_recompresses_with_the_current_question() -> None:
     assert canonical(again[2]) != canonical(first[2])
 
 
+def test_token_modes_rewrites_of_history_are_its_own_not_headroom_busts() -> None:
+    store, settings = open_store("memory://"), Settings(mode="token")
+    histories = turns("Where is JSONDecodeError raised?")
+    compress_turn(histories[0], store, settings, session="t")
+    later = histories[0] + [{"role": "user", "content": "Which module defines formataddr?"}]
+    turn = compress_turn(later, store, settings, session="t")
+    assert {bust.by for bust in turn.busts} == {prefix.TOKEN_MODE}
+
+
 def test_the_same_conversation_in_openai_shape_compresses_the_same() -> None:
     anthropic = turns()[0]
     command, output = PAYLOADS[0]
