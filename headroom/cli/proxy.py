@@ -25,7 +25,11 @@ from headroom.errors import ConfigError
 @click.option("--host", default=None, help="Address to listen on (HEADROOM_HOST, 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to listen on (HEADROOM_PORT, 8787).")
 @click.option("--mode", type=click.Choice(MODES), default=None, help="cache or token.")
-@click.option("--store", default=None, help="Store URL: sqlite:////abs/path.db, redis://HOST:PORT/DB or memory://.")
+@click.option(
+    "--store",
+    default=None,
+    help="Store URL: sqlite:////abs/path.db, redis://HOST:PORT/DB or memory://.",
+)
 @click.option("--anthropic-url", default=None, help="Anthropic API base URL to forward to.")
 @click.option("--openai-url", default=None, help="OpenAI API base URL (with /v1) to forward to.")
 @click.option("--gemini-url", default=None, help="Gemini API base URL to forward to.")

@@ -16,7 +16,8 @@ the optional `headroom[bedrock]` extra, imported on the first Bedrock request.
 
 Streams are AWS event-stream (`application/vnd.amazon.eventstream`), relayed as their bytes
 arrive; usage is read afterwards from each `chunk` event's Anthropic event. Errors are in
-Bedrock's shape: `{"message"}` with an `x-amzn-ErrorType` header.
+Bedrock's shape: `{"message"}` with an `x-amzn-ErrorType` header. Retrieve in the loop is
+Anthropic's, over event-stream (`retrieve_bedrock`); its continuations are signed too.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from starlette.routing import Route
 from headroom.config import Settings
 from headroom.proxy import anthropic, upstream
 from headroom.proxy.adapter import Adapter, Provider
+from headroom.proxy.retrieve_anthropic import AnthropicDialect
+from headroom.proxy.retrieve_bedrock import BedrockLoop
 from headroom.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -216,6 +219,7 @@ BEDROCK = Provider(
     client_context=anthropic.client_context,
     target=target,
     model_of=model_of,
+    retrieve=BedrockLoop(AnthropicDialect()),
 )
 
 

@@ -12,7 +12,7 @@ the path keeps its version. The path names the
 model, so the conversation layer and the ledger are given it while the forwarded body stays
 without it. Errors are Google's `{"error": {"code", "message", "status"}}`; the usage of an
 answer is its last `usageMetadata`, handed to the ledger as prompt and completion counts with
-the cached part of the prompt.
+the cached part of the prompt. Retrieve in the loop is `retrieve_gemini`'s.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 
 from headroom.proxy import upstream
 from headroom.proxy.adapter import Adapter, Provider
+from headroom.proxy.retrieve_gemini import GeminiDialect, GeminiLoop
 
 SESSION_HEADER = "x-headroom-session-id"
 _CONVERSATION = re.compile(
@@ -121,4 +122,5 @@ GEMINI = Provider(
     usage_of=usage_of,
     client_context=client_context,
     model_of=model_of,
+    retrieve=GeminiLoop(GeminiDialect()),
 )

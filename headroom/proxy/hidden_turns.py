@@ -13,7 +13,8 @@ the messages up to the first user message), what identifies the client-visible a
 message (`Shape.identity`, so fields an SDK adds or drops do not matter) and how many equal
 messages came before it. Retrieve results that could not be sent upstream yet (the model
 called a client tool in the same message) are kept as `pending` and merged into the client's
-next message in call order. Notes:
+next message in call order. An assistant message is one whose role is `assistant` (`model` in
+Gemini's contents; the Responses dialect groups a turn's output items into one). Notes:
 
     hidden-index:CONVERSATION   the keys of the conversation's exchanges (a JSON list)
     hidden:KEY                  {"messages": [...], "pending": [...]}
@@ -124,7 +125,7 @@ def record(
 
 
 def _is_assistant(message: Any) -> bool:
-    return isinstance(message, Mapping) and message.get("role") == "assistant"
+    return isinstance(message, Mapping) and message.get("role") in ("assistant", "model")
 
 
 def _key(name: str, shape: Shape, message: Mapping[str, Any], seen: dict[str, int]) -> str:

@@ -1,7 +1,7 @@
 """OpenAI as a `Provider`: `POST /v1/chat/completions` and `POST /v1/responses` (streaming
 or not) are the conversation endpoints; every other OpenAI path is passed through byte for
 byte. Responses is a `Provider` of its own (`OPENAI_RESPONSES`) that differs in its body's
-shape, where its usage sits, and in having no retrieve loop.
+shape, where its usage sits, and in its retrieve loop (`retrieve_responses`).
 
 The proxy's paths are the SDK's paths under `/v1`, and `openai_url` is the base URL as the
 SDK takes it (`https://api.openai.com/v1`), so `/v1/chat/completions` goes to
@@ -25,6 +25,7 @@ from headroom.proxy import upstream
 from headroom.proxy.adapter import Provider
 from headroom.proxy.retrieve_loop import RetrieveLoop
 from headroom.proxy.retrieve_openai import OpenAIDialect
+from headroom.proxy.retrieve_responses import ResponsesDialect, ResponsesLoop
 
 SESSION_HEADER = "x-headroom-session-id"
 
@@ -88,7 +89,9 @@ def responses_usage_of(answer: bytes) -> dict[str, Any] | None:
 
 
 OPENAI_RESPONSES = replace(
-    OPENAI, name="openai-responses", usage_of=responses_usage_of, retrieve=None
+    OPENAI,
+    name="openai-responses",
+    usage_of=responses_usage_of,
+    retrieve=ResponsesLoop(ResponsesDialect()),
 )
-"""Responses carries its conversation in `input` items: Chat Completions' retrieve loop does
-not apply, and it has none of its own."""
+"""Responses carries its conversation in `input` items, and has a retrieve loop of its own."""

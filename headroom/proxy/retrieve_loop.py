@@ -19,6 +19,13 @@ for `upstream.relay`:
 An answer that calls no retrieve reaches the client as the upstream sent it (decoded, if it
 came compressed). An error from a continuation is the client's answer (JSON) or an error
 event (stream).
+
+A provider brings a `Dialect` (`retrieve_dialect`), and `RetrieveLoop` reads a chat-shaped
+body (`messages`, `system`, `tools`, `n`) and SSE streams; a provider whose body or streams
+differ subclasses it and changes the step that differs: where the conversation sits
+(`messages`, `system`), how the tool is offered (`offer`), how a stream is framed
+(`streaming`), how a refused continuation ends a stream (`refused`), what is remembered
+(`remember`), or the whole `plan`.
 """
 
 from __future__ import annotations
@@ -26,8 +33,8 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import httpx
 from starlette.background import BackgroundTask
@@ -37,6 +44,9 @@ from starlette.responses import Response
 
 from headroom.errors import StoreError
 from headroom.proxy import hidden_turns, upstream
+from headroom.proxy.retrieve_dialect import Dialect as Dialect
+from headroom.proxy.retrieve_dialect import Hop as Hop
+from headroom.proxy.retrieve_dialect import StreamRelay as StreamRelay
 from headroom.proxy.retrieve_tool import NAME, Answer, Call, answer, offer
 from headroom.proxy.sse import Event, events
 from headroom.store.base import Store
@@ -49,88 +59,8 @@ Relay = Callable[
     [httpx.AsyncClient, Request, str, bytes, upstream.Finished | None], Awaitable[Response]
 ]
 """`upstream.relay`'s signature."""
-
-
-@dataclass(frozen=True, slots=True)
-class Hop:
-    """One upstream answer: the assistant message as it goes back upstream, why it stopped,
-    and the usage it was billed."""
-
-    message: dict[str, Any]
-    stop: str | None
-    usage: dict[str, Any] | None
-
-
-class StreamRelay(Protocol):
-    """One streamed client answer over however many upstream hops it takes."""
-
-    complete: bool
-    """The current hop's stream ended the way a whole answer ends."""
-    failed: bool
-    """An error event went to the client."""
-
-    def feed(self, event: Event) -> bytes:
-        """What the client gets now for one event of the current hop."""
-        ...
-
-    def end_hop(self) -> Hop:
-        """The hop whose stream ended; the next hop's events follow."""
-        ...
-
-    def tail(self) -> bytes:
-        """The current hop's closing events, held back, as they came."""
-        ...
-
-    def finish(self, stop: str | None, usage: dict[str, Any] | None) -> bytes:
-        """Closing events for the whole client answer."""
-        ...
-
-    def error(self, message: str, body: bytes = b"") -> bytes:
-        """An error event: the upstream's error `body` when it is one, else `message`."""
-        ...
-
-
-class Dialect(hidden_turns.Shape, Protocol):
-    """How one provider's requests, answers and streams carry tool calls and results."""
-
-    tool: Mapping[str, Any]
-    """The retrieve tool's definition in this provider's shape."""
-    tool_stop: str
-    """The stop reason of an answer that calls tools."""
-    end_stop: str
-    """The stop reason of an answer that is done."""
-
-    def results(self, answered: list[tuple[Call, Answer]]) -> list[dict[str, Any]]:
-        """The message(s) that carry the answers to these calls."""
-        ...
-
-    def visible(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
-        """The one assistant message a client sees for these upstream answers: their
-        content in order, every retrieve call left out."""
-        ...
-
-    def continuation(self, forwarded: Mapping[str, Any], extra: list[Any]) -> dict[str, Any]:
-        """The request body that continues `forwarded` with the hidden messages `extra`."""
-        ...
-
-    def read(self, answer: Mapping[str, Any]) -> Hop | None:
-        """A JSON answer as a hop; None when it is not an answer to loop on."""
-        ...
-
-    def write(
-        self,
-        first: Mapping[str, Any],
-        last: Mapping[str, Any],
-        visible: Mapping[str, Any],
-        stop: str | None,
-        usage: dict[str, Any] | None,
-    ) -> dict[str, Any]:
-        """The JSON answer the client gets for the hops from `first` to `last`."""
-        ...
-
-    def stream(self) -> StreamRelay:
-        """A relay for one streamed answer."""
-        ...
+Framing = Callable[[AsyncIterator[bytes]], AsyncIterator[Event]]
+"""How a stream's bytes divide into events (`sse.events` for server-sent events)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,34 +70,74 @@ class Plan:
     body: dict[str, Any]
     """The client's body, remembered exchanges spliced back and the retrieve tool offered."""
     conversation: str
-    """The conversation's name (`hidden_turns.conversation`) where the tool is offered."""
+    """The conversation's name (`hidden_turns.conversation`) where exchanges are spliced
+    and remembered; empty where they are not (the upstream keeps the history)."""
     client: list[Any]
     """The client's own messages."""
     offered: bool
-    """Whether the retrieve tool is offered: only then does the loop run."""
+    """Whether the loop runs: the retrieve tool is offered, or `pending` waits to be sent."""
+    pending: list[Any] = field(default_factory=list)
+    """Retrieve results the upstream needs with this request, added after the conversation
+    layer (which would take them for tool outputs to compress: their calls are not in the
+    request)."""
 
 
 @dataclass(frozen=True)
 class RetrieveLoop:
-    """Retrieve in the loop for one provider."""
+    """Retrieve in the loop for one provider: a chat-shaped body (`messages`, `system`,
+    `tools`, `n`) and SSE streams; the other providers' loops change what differs."""
 
     dialect: Dialect
+    messages: ClassVar[str] = "messages"
+    """The body's field that holds the conversation."""
 
     def plan(self, body: dict[str, Any], store: Store, session: str | None) -> Plan:
         """The body to prepare: remembered exchanges spliced back, the tool offered."""
-        messages = body.get("messages")
-        single = body.get("n") in (None, 1)  # one answer per request: a loop can continue it
-        tools = offer(body.get("tools"), self.dialect.tool) if single else None
+        messages = body.get(self.messages)
+        tools = self.offer(body)
         if not isinstance(messages, list) or tools is None:
             # Without the tool offered nothing is spliced: a retrieve call in the history
             # would name a tool the request does not define.
             return Plan(body, "", [], False)
-        name = hidden_turns.conversation(session, body)
+        named = {"system": self.system(body), "messages": messages}
+        name = hidden_turns.conversation(session, named)
         spliced = hidden_turns.splice(store, name, messages, self.dialect)
-        return Plan({**body, "messages": spliced, "tools": tools}, name, messages, True)
+        return Plan({**body, self.messages: spliced, "tools": tools}, name, messages, True)
+
+    def system(self, body: Mapping[str, Any]) -> Any:
+        """The request's system prompt, which names its conversation with the messages."""
+        return body.get("system")
+
+    def offer(self, body: Mapping[str, Any]) -> list[Any] | None:
+        """The request's tools with the retrieve tool offered, or None where it is not: no
+        tools, a retrieve tool of the client's own, or several answers asked for (`n`)."""
+        single = body.get("n") in (None, 1)  # one answer per request: a loop can continue it
+        return offer(body.get("tools"), self.dialect.tool) if single else None
+
+    def streaming(self, url: str, answer: httpx.Response) -> tuple[Framing, StreamRelay] | None:
+        """How a streamed answer is read and relayed; None for a whole (JSON) answer."""
+        if answer.headers.get("content-type", "").startswith("text/event-stream"):
+            return events, self.dialect.stream()
+        return None
+
+    def refused(self, relay: StreamRelay, answer: httpx.Response, body: bytes) -> bytes:
+        """The event that ends a streamed client answer whose continuation the upstream
+        refused with `answer` (its `body` read)."""
+        return relay.error(f"the upstream answered {answer.status_code}: {body[:500]!r}", body)
+
+    def remember(
+        self, store: Store, plan: Plan, visible: dict[str, Any], exchange: hidden_turns.Exchange
+    ) -> None:
+        """Keep the exchange behind `visible` for the conversation's later requests."""
+        if plan.conversation:
+            hidden_turns.record(
+                store, plan.conversation, plan.client, visible, exchange, self.dialect
+            )
 
     def relay(self, store: Store, plan: Plan, forwarded: dict[str, Any]) -> Relay:
         """A relay for one request whose forwarded body is `forwarded`."""
+        if plan.pending:
+            forwarded = self.dialect.continuation(forwarded, plan.pending)
 
         async def run(
             client: httpx.AsyncClient,
@@ -176,13 +146,16 @@ class RetrieveLoop:
             content: bytes,
             finished: upstream.Finished | None = None,
         ) -> Response:
+            if plan.pending:
+                content = json.dumps(forwarded).encode()
             relayed = await upstream.relay(client, request, url, content)
             if not isinstance(relayed, upstream.Relayed) or relayed.status_code >= 400:
                 return relayed
-            loop = _Loop(self.dialect, store, plan, forwarded, client, request, url)
+            loop = _Loop(self, store, plan, forwarded, client, request, url)
             first = relayed.answer
-            if first.headers.get("content-type", "").startswith("text/event-stream"):
-                return loop.stream(first, finished)
+            streaming = self.streaming(url, first)
+            if streaming is not None:
+                return loop.stream(first, finished, *streaming)
             return await loop.whole(first, finished)
 
         return run
@@ -193,7 +166,7 @@ class _Loop:
 
     def __init__(
         self,
-        dialect: Dialect,
+        loop: RetrieveLoop,
         store: Store,
         plan: Plan,
         forwarded: dict[str, Any],
@@ -201,7 +174,8 @@ class _Loop:
         request: Request,
         url: str,
     ) -> None:
-        self.dialect, self.store, self.plan, self.forwarded = dialect, store, plan, forwarded
+        self.loop, self.dialect = loop, loop.dialect
+        self.store, self.plan, self.forwarded = store, plan, forwarded
         self.client, self.request, self.url = client, request, url
         self.hops: list[Hop] = []
         self.extra: list[Any] = []
@@ -245,10 +219,7 @@ class _Loop:
         exchange = hidden_turns.Exchange([*self.extra, last.message], self.results or [])
         # A note the store cannot keep costs the next turn its splice, not this answer.
         with contextlib.suppress(StoreError):
-            await run_in_threadpool(
-                hidden_turns.record, self.store, self.plan.conversation, self.plan.client,
-                visible, exchange, self.dialect,
-            )  # fmt: skip
+            await run_in_threadpool(self.loop.remember, self.store, self.plan, visible, exchange)
         return visible, stop, total_usage(hop.usage for hop in self.hops)
 
     async def whole(self, first: httpx.Response, finished: upstream.Finished | None) -> Response:
@@ -271,20 +242,26 @@ class _Loop:
         written = self.dialect.write(first_answer, last, visible, stop, usage)
         return _whole(first, json.dumps(written).encode(), finished)
 
-    def stream(self, first: httpx.Response, finished: upstream.Finished | None) -> Response:
+    def stream(
+        self,
+        first: httpx.Response,
+        finished: upstream.Finished | None,
+        framing: Framing,
+        relay: StreamRelay,
+    ) -> Response:
         """The streamed answers' loop, relayed as the client reads it."""
         headers = [(k, v) for k, v in first.headers.multi_items() if k not in _NOT_RELAYED]
-        chunks = _Chunks(self._events(first, self.dialect.stream()), first)
+        chunks = _Chunks(self._events(first, framing, relay), first)
         return upstream.Relayed(
             httpx.Response(first.status_code, headers=headers, stream=chunks), finished
         )
 
     async def _events(
-        self, answer: httpx.Response, relay: StreamRelay
+        self, answer: httpx.Response, framing: Framing, relay: StreamRelay
     ) -> AsyncGenerator[bytes, None]:
         try:
             while True:
-                async for event in events(answer.aiter_bytes()):
+                async for event in framing(answer.aiter_bytes()):
                     out = relay.feed(event)
                     if out:
                         yield out
@@ -319,8 +296,7 @@ class _Loop:
         except httpx.TransportError as exc:
             return relay.error(f"headroom could not continue the answer upstream: {exc!r}")
         if answer.status_code >= 400:
-            body = await _read(answer)
-            return relay.error(f"the upstream answered {answer.status_code}: {body[:500]!r}", body)
+            return self.loop.refused(relay, answer, await _read(answer))
         return answer
 
 

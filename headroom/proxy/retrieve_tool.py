@@ -63,6 +63,31 @@ OPENAI_TOOL: dict[str, Any] = {
     "function": {"description": DESCRIPTION, "name": NAME, "parameters": SCHEMA},
     "type": "function",
 }
+RESPONSES_TOOL: dict[str, Any] = {
+    "description": DESCRIPTION,
+    "name": NAME,
+    "parameters": SCHEMA,
+    "strict": False,  # strict mode would make `lines` and `grep` required
+    "type": "function",
+}
+GEMINI_TOOL: dict[str, Any] = {
+    "functionDeclarations": [
+        {
+            "description": DESCRIPTION,
+            "name": NAME,
+            "parameters": {
+                "properties": {
+                    name: {**field, "type": "STRING"}
+                    for name, field in SCHEMA["properties"].items()
+                },
+                "required": SCHEMA["required"],
+                "type": "OBJECT",
+            },
+        }
+    ]
+}
+"""Gemini declares functions in groups (`tools: [{functionDeclarations: [...]}]`) with an
+OpenAPI-subset schema whose types are the API's enum names."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,9 @@ CRCs) around base64 Anthropic events, Converse and Llama bodies in their shapes,
 `{"message"}` with `x-amzn-ErrorType`.
 
 A model id with `throttled` in it answers 429 ThrottlingException; with `hold` set, a stream
-waits after its first event until `release` is set.
+waits after its first event until `release` is set. A model named `retrieve-...` is the model
+of `retrieving_model` (its stream carries any content: text and `tool_use` blocks);
+`retrieve-limited` answers a request carrying a retrieve result with 429 ThrottlingException.
 """
 
 from __future__ import annotations
@@ -33,7 +35,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.proxy.fake_anthropic import ANSWER, answer_content, message
+from tests.proxy.fake_anthropic import (
+    ANSWER,
+    answer_content,
+    anthropic_content,
+    anthropic_view,
+    message,
+    retrieved,
+)
+from tests.proxy.retrieving_model import LIMITED, RETRIEVING, decide
 
 ACCESS_KEY = "AKIAHEADROOMPROXY001"
 SECRET_KEY = "proxy/secret/key/known/to/the/fake/bedrock"
@@ -117,12 +127,33 @@ class FakeBedrock:
             return error(400, "ValidationException", problem)
         model = model_id.rsplit("anthropic.", 1)[1].rsplit("-v", 1)[0]
         usage = {"input_tokens": len(json.dumps(body["messages"])) // 4, "output_tokens": 7}
+        if model.startswith(RETRIEVING):
+            return self.retrieving(request, model, body, usage)
         if request.url.path.endswith("-stream"):
             events = self._events(model, usage)
             return StreamingResponse(events, headers=STREAM_HEADERS)
         content = answer_content(body)
         stop = "tool_use" if content[0]["type"] == "tool_use" else "end_turn"
         return JSONResponse(message(model, content, stop, usage), headers=answer_headers(usage))
+
+    def retrieving(
+        self, request: Request, model: str, body: dict[str, Any], usage: dict[str, int]
+    ) -> Response:
+        """The `retrieve-` model's answer, JSON or streamed."""
+        if model == LIMITED and retrieved(body):
+            return error(429, "ThrottlingException", THROTTLED)
+        view = anthropic_view(body)
+        content = anthropic_content(decide(model, view), view.calls)
+        stop = "tool_use" if any(block["type"] == "tool_use" for block in content) else "end_turn"
+        if request.url.path.endswith("-stream"):
+            events = content_events(model, content, stop, usage)
+            return StreamingResponse(self._sent(events), headers=STREAM_HEADERS)
+        return JSONResponse(message(model, content, stop, usage), headers=answer_headers(usage))
+
+    async def _sent(self, events: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+        for event in events:
+            self.streamed.append(event["type"])
+            yield chunk(event)
 
     async def converse(self, request: Request) -> Response:
         raw, refused = await self._receive(request)
@@ -302,3 +333,39 @@ def event_message(headers: dict[str, str], payload: bytes) -> bytes:
     prelude += struct.pack(">I", binascii.crc32(prelude))
     body = prelude + encoded + payload
     return body + struct.pack(">I", binascii.crc32(body))
+
+
+def content_events(
+    model: str, content: list[dict[str, Any]], stop: str, usage: dict[str, int]
+) -> list[dict[str, Any]]:
+    """The Anthropic events of a streamed answer with any content, as Bedrock sends them:
+    text in two deltas, a tool's input as JSON pieces, no pings, invocation metrics last."""
+    start = message(model, [], "", {**usage, "output_tokens": 1})
+    start["stop_reason"] = None
+    events: list[dict[str, Any]] = [{"type": "message_start", "message": start}]
+    for index, block in enumerate(content):
+        opening: dict[str, Any]
+        if block["type"] == "text":
+            opening, half = {"type": "text", "text": ""}, len(block["text"]) // 2
+            deltas = [{"type": "text_delta", "text": piece}
+                      for piece in (block["text"][:half], block["text"][half:])]  # fmt: skip
+        else:
+            opening, raw = {**block, "input": {}}, json.dumps(block["input"])
+            deltas = [{"type": "input_json_delta", "partial_json": piece}
+                      for piece in ("", raw[: len(raw) // 2], raw[len(raw) // 2 :])]  # fmt: skip
+        events.append({"type": "content_block_start", "index": index, "content_block": opening})
+        events += [{"type": "content_block_delta", "index": index, "delta": d} for d in deltas]
+        events.append({"type": "content_block_stop", "index": index})
+    metrics = {
+        "inputTokenCount": usage["input_tokens"],
+        "outputTokenCount": usage["output_tokens"],
+        "invocationLatency": 312,
+        "firstByteLatency": 104,
+    }
+    delta = {"stop_reason": stop, "stop_sequence": None}
+    closing = {"output_tokens": usage["output_tokens"]}
+    return [
+        *events,
+        {"type": "message_delta", "delta": delta, "usage": closing},
+        {"type": "message_stop", "amazon-bedrock-invocationMetrics": metrics},
+    ]

@@ -4,8 +4,11 @@ streamed JSON array without it, Google's error bodies and statuses, countTokens 
 list) and records every request it receives.
 
 The model name and the key pick the behaviour: model `rate-limited` answers 429
-RESOURCE_EXHAUSTED, key `invalid-key` answers 400 API_KEY_INVALID; a request carrying
-`tools` gets a `functionCall` answer until it holds two function responses. Implicit caching
+RESOURCE_EXHAUSTED, key `invalid-key` answers 400 API_KEY_INVALID; a model starting
+`retrieve-` is the model of `retrieving_model` (its stream sends each text in two chunks and
+the function calls with the finish; a call turn answered by a different number of function
+responses gets the API's 400); a request carrying `tools` gets a `functionCall` answer until
+it holds two function responses. Implicit caching
 is modelled: a request whose prompt (system instruction, tools, contents) starts with the
 previous request's, 1,024 tokens or more in common, reports that prefix as
 `cachedContentTokenCount`.
@@ -25,6 +28,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.proxy.fake_anthropic import Received
+from tests.proxy.retrieving_model import RETRIEVE, RETRIEVING, Decision, Result, View, decide
 
 ANSWER = "The answer is 42."
 PIECES = ("The answer", " is", " 42.")
@@ -93,6 +97,8 @@ class FakeGemini:
         if model == "rate-limited":
             return rate_limited(model)
         body = json.loads(raw)
+        if model.startswith(RETRIEVING):
+            return self._retrieving(model, action, body, request.query_params.get("alt") == "sse")
         usage = self._usage(body)
         if action == "generateContent":
             return raw_json(response(model, answer_parts(body), usage, "STOP"), 200)
@@ -102,6 +108,21 @@ class FakeGemini:
             headers = {**HEADERS, "content-disposition": "attachment"}
             return StreamingResponse(_each(events), media_type="text/event-stream", headers=headers)
         return StreamingResponse(_array(chunks), media_type=JSON_TYPE, headers=HEADERS)
+
+    def _retrieving(self, model: str, action: str, body: dict[str, Any], sse: bool) -> Response:
+        """The `retrieve-` model's answer, JSON or streamed."""
+        if unanswered(body["contents"]):
+            message = (
+                "Please ensure that the number of function response parts is equal to the "
+                "number of function call parts of the function call turn."
+            )
+            return error(400, "INVALID_ARGUMENT", message, [])
+        view = gemini_view(body["contents"])
+        parts = gemini_parts(decide(model, view))
+        usage = self._usage(body)
+        if action == "generateContent":
+            return raw_json(response(model, parts, usage, "STOP"), 200)
+        return streamed(retrieving_chunks(model, parts, usage), sse)
 
     def _usage(self, body: dict[str, Any]) -> dict[str, Any]:
         """Counts of the prompt (system instruction, tools, contents: a quarter of their JSON's
@@ -238,3 +259,76 @@ def model_info(name: str) -> dict[str, Any]:
         "outputTokenLimit": 65_536,
         "supportedGenerationMethods": ["generateContent", "countTokens"],
     }
+
+
+def streamed(chunks: list[dict[str, Any]], sse: bool) -> Response:
+    """Chunks as `streamGenerateContent` sends them: SSE with `alt=sse`, else a JSON array."""
+    if sse:
+        events = (f"data: {json.dumps(chunk)}\r\n\r\n".encode() for chunk in chunks)
+        headers = {**HEADERS, "content-disposition": "attachment"}
+        return StreamingResponse(_each(events), media_type="text/event-stream", headers=headers)
+    return StreamingResponse(_array(chunks), media_type=JSON_TYPE, headers=HEADERS)
+
+
+def function_calls(content: dict[str, Any]) -> list[dict[str, Any]]:
+    return [part["functionCall"] for part in content.get("parts", []) if "functionCall" in part]
+
+
+def function_responses(content: dict[str, Any]) -> list[dict[str, Any]]:
+    parts = content.get("parts", [])
+    return [part["functionResponse"] for part in parts if "functionResponse" in part]
+
+
+def unanswered(contents: list[dict[str, Any]]) -> bool:
+    """Whether a call turn is followed by a different number of function responses."""
+    return any(
+        len(function_calls(content)) != len(function_responses(following))
+        for content, following in itertools.pairwise(contents)
+        if function_calls(content)
+    )
+
+
+def gemini_view(contents: list[dict[str, Any]]) -> View:
+    """The conversation as the model reads it: each response paired with the call of its
+    name in the turn before."""
+    paired: list[tuple[str, Any, str]] = []
+    for content, following in itertools.pairwise(contents):
+        calls = function_calls(content)
+        for answer in function_responses(following):
+            call = next((c for c in calls if c["name"] == answer["name"]), {})
+            if call:
+                calls.remove(call)
+            output = answer["response"]
+            text = output.get("output", output.get("error", json.dumps(output)))
+            paired.append((answer["name"], call.get("args"), str(text)))
+    newest = function_responses(contents[-1])
+    return View(
+        newest=[Result(*triple) for triple in paired[len(paired) - len(newest) :]]
+        if newest
+        else [],
+        client_results=sum(1 for name, _, _ in paired if name != RETRIEVE),
+        calls=sum(len(function_calls(content)) for content in contents),
+    )
+
+
+def gemini_parts(decision: Decision) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = [{"text": decision.text}] if decision.text else []
+    return parts + [{"functionCall": {"name": name, "args": args}} for name, args in decision.calls]
+
+
+def retrieving_chunks(
+    model: str, parts: list[dict[str, Any]], usage: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Each text in two chunks, then the function calls with the finish; every chunk counts
+    the prompt, the last one the answer."""
+    prompt_only = {key: value for key, value in usage.items() if not key.startswith("candidates")}
+    prompt_only["totalTokenCount"] = usage["promptTokenCount"]
+    chunks = []
+    for part in parts:
+        if "text" in part:
+            text = part["text"]
+            for piece in (text[: len(text) // 2], text[len(text) // 2 :]):
+                chunks.append(response(model, [{"text": piece}], prompt_only, None))
+    calls = [part for part in parts if "functionCall" in part]
+    chunks.append(response(model, calls or [{"text": ""}], usage, "STOP"))
+    return chunks

@@ -13,12 +13,15 @@ in_progress, output_item.added, content_part.added, output_text.delta..., output
 content_part.done, output_item.done, completed). It stores every response, so a request
 naming `previous_response_id` continues that conversation (an unknown id is a 400), and with
 `tools` answers a `function_call` until the conversation holds two function call outputs.
+A `retrieve-` model keeps each response's whole conversation, answers a conversation with a
+function call left without its output with the API's 400, and gives each output item an id
+of its own (a stream sends each text in two deltas and each call's arguments in two).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,12 +32,19 @@ from starlette.routing import Route
 
 from tests.proxy.fake_anthropic import Received, result_text
 from tests.proxy.retrieving_model import RETRIEVE, RETRIEVING, Decision, Result, View, decide
+from tests.proxy.retrieving_responses import (
+    response_output,
+    responses_view,
+    split_item_events,
+    unanswered,
+)
 
 ANSWER = "The answer is 42."
 PIECES = ("The answer", " is", " 42.")
 TOOLS = ("json", "email", "http")
 CREATED = 1_767_225_600
 REQUEST_ID = {"x-request-id": "req_fakeopenai0001"}
+ItemEvents = Callable[[int, dict[str, Any]], list[tuple[str, dict[str, Any]]]]
 
 
 @dataclass
@@ -44,6 +54,8 @@ class FakeOpenAI:
     received: list[Received] = field(default_factory=list)
     stored: dict[str, tuple[int, int]] = field(default_factory=dict)
     """Each response's id -> (function call outputs, tokens) of its conversation so far."""
+    conversations: dict[str, list[Any]] = field(default_factory=dict)
+    """Each `retrieve-` response's id -> its conversation's items, its output last."""
 
     def app(self) -> Starlette:
         return Starlette(
@@ -72,6 +84,8 @@ class FakeOpenAI:
         body = await self._record(request)
         if body["model"] == "rate-limited":
             return rate_limited()
+        if body["model"].startswith(RETRIEVING):
+            return self.retrieving_response(body)
         previous = body.get("previous_response_id")
         if previous is not None and previous not in self.stored:
             return previous_not_found(previous)
@@ -85,6 +99,29 @@ class FakeOpenAI:
         answer = response_object(body, response_id, [item], response_usage(tokens))
         if body.get("stream"):
             events = response_events(answer)
+            return StreamingResponse(events, media_type="text/event-stream", headers=REQUEST_ID)
+        return JSONResponse(answer, headers=REQUEST_ID)
+
+    def retrieving_response(self, body: dict[str, Any]) -> Response:
+        """The `retrieve-` model's Response, JSON or streamed, in its conversation so far."""
+        previous = body.get("previous_response_id")
+        if previous is not None and previous not in self.conversations:
+            return previous_not_found(previous)
+        given = body["input"]
+        items = [{"role": "user", "content": given}] if isinstance(given, str) else given
+        history = [*self.conversations.get(previous, []), *items] if previous else list(items)
+        missing = unanswered(history)
+        if missing is not None:
+            return no_tool_output(missing)
+        view = responses_view(history)
+        response_id = f"resp_fake{len(self.stored) + 1:04d}"
+        output = response_output(decide(body["model"], view), view.calls, response_id)
+        self.stored[response_id] = (0, 0)
+        self.conversations[response_id] = [*history, *output]
+        tokens = len(json.dumps([body.get("instructions"), given, body.get("tools")])) // 4
+        answer = response_object(body, response_id, output, response_usage(tokens))
+        if body.get("stream"):
+            events = response_events(answer, split_item_events)
             return StreamingResponse(events, media_type="text/event-stream", headers=REQUEST_ID)
         return JSONResponse(answer, headers=REQUEST_ID)
 
@@ -253,16 +290,20 @@ def response_object(
     }
 
 
-async def response_events(answer: dict[str, Any]) -> AsyncIterator[bytes]:
+async def response_events(
+    answer: dict[str, Any], events_of: ItemEvents | None = None
+) -> AsyncIterator[bytes]:
     """The real event sequence of a streamed Response: created, in_progress, each output
-    item's events, completed (whose response carries the usage); no `[DONE]`."""
+    item's events (`item_events`, or `events_of`), completed (whose response carries the
+    usage); no `[DONE]`."""
+    events_of = events_of or item_events
     pending = {**answer, "status": "in_progress", "output": [], "usage": None}
     events: list[tuple[str, dict[str, Any]]] = [
         ("response.created", {"response": pending}),
         ("response.in_progress", {"response": pending}),
     ]
     for index, item in enumerate(answer["output"]):
-        events += item_events(index, item)
+        events += events_of(index, item)
     events.append(("response.completed", {"response": answer}))
     for number, (name, data) in enumerate(events):
         event = {"type": name, "sequence_number": number, **data}
@@ -394,3 +435,13 @@ async def message_chunks(
     if usage is not None:
         yield sse({**chunk(model, [], {"usage": usage}), "id": answer_id})
     yield b"data: [DONE]\n\n"
+
+
+def no_tool_output(call_id: str) -> Response:
+    error = {
+        "message": f"No tool output found for function call {call_id}.",
+        "type": "invalid_request_error",
+        "param": "input",
+        "code": None,
+    }
+    return JSONResponse({"error": error}, status_code=400, headers=REQUEST_ID)
