@@ -131,7 +131,7 @@ def create_app(
     openai = Adapter(client, chosen, settings, OPENAI, metrics)
     responses = Adapter(client, chosen, settings, OPENAI_RESPONSES, metrics)
     gemini = gemini_endpoint(Adapter(client, chosen, settings, GEMINI, metrics))
-    bedrock = Bedrock.create(chosen, settings, transport, TIMEOUT, LIMITS)
+    bedrock = Bedrock.create(chosen, settings, transport, TIMEOUT, LIMITS, metrics)
 
     async def passthrough(request: Request) -> Response:
         if is_signed(request):

@@ -40,6 +40,7 @@ from starlette.routing import Route
 from headroom.config import Settings
 from headroom.proxy import anthropic, upstream
 from headroom.proxy.adapter import Adapter, Provider
+from headroom.proxy.admin import Metrics
 from headroom.proxy.retrieve_anthropic import AnthropicDialect
 from headroom.proxy.retrieve_bedrock import BedrockLoop
 from headroom.store.base import Store
@@ -238,6 +239,7 @@ class Bedrock:
         transport: httpx.AsyncBaseTransport | None,
         timeout: httpx.Timeout,
         limits: httpx.Limits,
+        metrics: Metrics | None = None,
     ) -> Bedrock:
         """Bedrock's endpoints for these settings, with the region and URL filled in."""
         region = settings.bedrock_signing_region()
@@ -250,7 +252,7 @@ class Bedrock:
             follow_redirects=False,
             event_hooks={"request": [signer.sign]},
         )
-        return cls(Adapter(client, store, resolved, BEDROCK), signer)
+        return cls(Adapter(client, store, resolved, BEDROCK, metrics), signer)
 
     @property
     def client(self) -> httpx.AsyncClient:

@@ -178,6 +178,8 @@ def test_a_large_tool_result_is_compressed_and_its_original_retrievable(
     assert found is not None
     retrieved = httpx.get(f"{proxy}/v1/retrieve/{found[1]}")
     assert retrieved.status_code == 200 and retrieved.json()["content"] == original
+    metrics = httpx.get(f"{proxy}/metrics").text
+    assert "headroom_compressed_payloads_total 1" in metrics
 
 
 @pytest.mark.integration
