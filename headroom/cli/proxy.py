@@ -19,6 +19,7 @@ import click
 
 from headroom.config import MODES, Settings
 from headroom.errors import ConfigError
+from headroom.store import open_store
 
 
 @click.command("proxy")
@@ -77,9 +78,10 @@ def proxy_command(
         workers=workers,
         compress_timeout_ms=compress_timeout_ms,
     )
-    click.echo(banner(settings), err=True)
     if settings.workers == 1:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, ws="none",
+        app = create_app(settings)  # opens the store: a bad --store fails before the banner
+        click.echo(banner(settings), err=True)
+        uvicorn.run(app, host=settings.host, port=settings.port, ws="none",
                     log_config=log_config())  # fmt: skip
     else:
         serve_workers(settings)
@@ -117,6 +119,8 @@ def serve_workers(settings: Settings) -> None:
             f"{settings.workers} workers cannot share a memory:// store; use the SQLite file "
             "(the default, or sqlite:////abs/path.db) or redis://HOST:PORT/DB"
         )
+    open_store(settings.store_url()).close()  # each worker opens its own; a bad one fails here
+    click.echo(banner(settings), err=True)
     os.environ.update(settings.environ())
     config = uvicorn.Config(
         "headroom.proxy.app:app_from_env", factory=True, host=settings.host, port=settings.port,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from headroom.cli.proxy import banner, settings_with
@@ -52,3 +55,12 @@ def test_the_banner_hides_a_store_password_and_warns_off_loopback() -> None:
     assert "s3cret" not in text and "redis://:***@cache.internal:6379/2" in text
     assert "http://127.0.0.1:8787" in text
     assert "beyond loopback" in text and "--admin-token" in text
+
+
+@pytest.mark.integration
+def test_a_bad_store_url_fails_in_one_line_before_the_banner() -> None:
+    command = [sys.executable, "-m", "headroom.cli", "proxy", "--store", "foo://", "--port", "9"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.startswith("headroom: error: store url 'foo://' is not one")
+    assert len(done.stderr.splitlines()) == 1 and "ANTHROPIC_BASE_URL" not in done.stderr
