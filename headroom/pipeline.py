@@ -38,9 +38,13 @@ class Transform:
     output: str = field(default="", repr=False)
     replayed: bool = False
     """The decision was taken on an earlier turn and replayed, not taken now."""
+    counted_in: int | None = field(default=None, repr=False, compare=False)
+    """`tokens_in`, when the pipeline counted it already (its size check): not counted twice."""
 
     @cached_property
     def tokens_in(self) -> int:
+        if self.counted_in is not None:
+            return self.counted_in
         return tokens.count(self.original, self.model)
 
     @cached_property
@@ -105,19 +109,22 @@ def compress_payload(
     # Characters are a cheap proxy; count tokens only when the gain is small enough to doubt.
     # The check runs before the original is stored, so a refused output leaves nothing behind.
     draft = header + "\n" + rendered
-    close = len(draft) * 10 > len(text) * 7
-    if len(draft) >= len(text) or (
-        close and tokens.count(draft, model) >= tokens.count(text, model)
-    ):
+    if len(draft) >= len(text):
         return leave(chosen.kind, "output would not be smaller", chosen)
+    counted_in = None
+    if len(draft) * 10 > len(text) * 7:
+        counted_in = tokens.count(text, model)
+        if tokens.count(draft, model) >= counted_in:
+            return leave(chosen.kind, "output would not be smaller", chosen)
     key = store.put(text)
     output = header.replace(_PLACEHOLDER_KEY, key, 1) + "\n" + rendered
     if len(output) >= len(text):  # a longer key, on a hash collision, can tip the balance
         return leave(chosen.kind, "output would not be smaller", chosen)
     keys = (key, *(k for k in markers.keys_in(rendered) if k != key))
     return Transform(
-        request.location, chosen.kind, chosen.language, keys, None, None, model, text, output
-    )
+        request.location, chosen.kind, chosen.language, keys, None, None, model, text, output,
+        counted_in=counted_in,
+    )  # fmt: skip
 
 
 def _keep_whole(

@@ -9,6 +9,7 @@ construction: a compressor that does not recognise its input hands it back untou
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -48,19 +49,31 @@ _JSON_START = re.compile(
 _TIMESTAMP = re.compile(
     r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d|\d\d:\d\d:\d\d|\b(?:INFO|WARN(?:ING)?|ERROR|DEBUG|TRACE|FATAL)\b"
 )
-_LANGUAGE_SIGNS = {
-    "py": re.compile(r"^\s*(?:def \w+\(|class \w+[(:]|from [\w.]+ import |import \w+$|@\w+)", re.M),
-    "go": re.compile(r"^(?:package \w+$|func (?:\(\w+ \*?\w+\) )?\w+\()", re.M),
-    "rs": re.compile(r"^\s*(?:pub(?:\(crate\))? )?(?:fn |impl\b|use [\w:]+|mod \w+|struct \w+)", re.M),
-    "java": re.compile(r"^\s*(?:package [\w.]+;|import [\w.]+;|public (?:final )?class )", re.M),
-    "ts": re.compile(r"^\s*(?:export )?(?:interface |type \w+ = |enum \w+ \{)|: (?:string|number)\b", re.M),
-    "js": re.compile(
-        r"^\s*(?:(?:const|let|var) \w+ = |function \w*\(|export (?:default )?|import .* from )"
-        r"|\w+: function\s*\(|\bthis\.\w+ = ",
+# Each sign's line-anchored part starts with the line break before the line: the text is
+# searched with a line break in front (so its first line counts too), and a literal first
+# character lets the regex engine jump between line breaks instead of trying every position.
+_JS_LINE = r"\n\s*(?:(?:const|let|var) \w+ = |function \w*\(|export (?:default )?|import .* from )"
+_JS_METHOD = r"\w+: function\s*\("
+_JS_THIS = r"\bthis\.\w+ = "
+# The js sign without the alternatives whose literal is absent from the text: a branch that
+# cannot match changes no count, and `\w+: function` backtracks through every word.
+_JS_SIGNS = {
+    (method, this): re.compile(
+        "|".join([_JS_LINE, *([_JS_METHOD] if method else []), *([_JS_THIS] if this else [])]),
         re.M,
-    ),
-    "cpp": re.compile(r"^\s*(?:template\s*<|namespace \w+|class \w+\s*[:{]|#include <\w+>$)|std::", re.M),
-    "c": re.compile(r"^\s*(?:#include [<\"]|#define \w+|static \w+|typedef )", re.M),
+    )
+    for method in (False, True)
+    for this in (False, True)
+}
+_LANGUAGE_SIGNS = {
+    "py": re.compile(r"\n\s*(?:def \w+\(|class \w+[(:]|from [\w.]+ import |import \w+$|@\w+)", re.M),
+    "go": re.compile(r"\n(?:package \w+$|func (?:\(\w+ \*?\w+\) )?\w+\()", re.M),
+    "rs": re.compile(r"\n\s*(?:pub(?:\(crate\))? )?(?:fn |impl\b|use [\w:]+|mod \w+|struct \w+)", re.M),
+    "java": re.compile(r"\n\s*(?:package [\w.]+;|import [\w.]+;|public (?:final )?class )", re.M),
+    "ts": re.compile(r"\n\s*(?:export )?(?:interface |type \w+ = |enum \w+ \{)|: (?:string|number)\b", re.M),
+    "js": _JS_SIGNS[True, True],  # narrowed to the text's literals in `_language`
+    "cpp": re.compile(r"\n\s*(?:template\s*<|namespace \w+|class \w+\s*[:{]|#include <\w+>$)|std::", re.M),
+    "c": re.compile(r"\n\s*(?:#include [<\"]|#define \w+|static \w+|typedef )", re.M),
 }  # fmt: skip
 
 
@@ -98,7 +111,7 @@ def route(text: str, hints: Hints | None = None) -> Route:
         by_path = _EXTENSIONS.get(PurePosixPath(hints.path).suffix.lower())
         if by_path:
             kind, language = by_path
-            if kind == "code" and language == "c" and _LANGUAGE_SIGNS["cpp"].search(head):
+            if kind == "code" and language == "c" and _LANGUAGE_SIGNS["cpp"].search("\n" + head):
                 language = "cpp"
             return Route(kind, language)
     if hints.command:
@@ -119,18 +132,31 @@ def classify(head: str) -> Route:
     if len(_DIFF.findall(head)) >= 2:
         return Route("diff")
     lines = [line for line in head.split("\n") if line.strip()]
-    if sum(1 for line in lines if _SEARCH_LINE.match(line)) >= 0.6 * len(lines):
+    if _share_at_least(lines, _SEARCH_LINE.match, 0.6):
         return Route("search")
-    language = _language(head, len(lines))
+    language = _language(head, lines)
     if language:
         return Route("code", language)
-    if sum(1 for line in lines if line.lstrip().startswith("<")) >= 0.3 * len(lines):
+    if _share_at_least(lines, lambda line: line.lstrip().startswith("<"), 0.3):
         return Route("html")
-    if sum(1 for line in lines if _TIMESTAMP.search(line)) >= 0.3 * len(lines):
+    if _share_at_least(lines, _TIMESTAMP.search, 0.3):
         return Route("log")
     if _looks_like_prose(lines):
         return Route("prose")
     return Route("log")
+
+
+def _share_at_least(items: list[str], test: Callable[[str], object], share: float) -> bool:
+    """Whether at least `share` of `items` pass `test`, testing only until that is settled."""
+    needed = share * len(items)
+    passed, left = 0, len(items)
+    for item in items:
+        if passed >= needed or passed + left < needed:
+            break
+        left -= 1
+        if test(item):
+            passed += 1
+    return passed >= needed
 
 
 def _captured_output_stream(head: str) -> bool:
@@ -142,10 +168,12 @@ def _captured_output_stream(head: str) -> bool:
     return sum(1 for line in lines if '\\n"' in line) >= 0.4 * len(lines)
 
 
-def _language(head: str, line_count: int) -> str | None:
-    scores = {name: len(sign.findall(head)) for name, sign in _LANGUAGE_SIGNS.items()}
+def _language(head: str, lines: list[str]) -> str | None:
+    signs = {**_LANGUAGE_SIGNS, "js": _JS_SIGNS[": function" in head, "this." in head]}
+    lined = "\n" + head
+    scores = {name: len(sign.findall(lined)) for name, sign in signs.items()}
     best = max(scores, key=lambda name: scores[name])
-    if scores[best] < 3 or (scores[best] * 12 < line_count and not _code_shaped(head)):
+    if scores[best] < 3 or (scores[best] * 12 < len(lines) and not _code_shaped(lines)):
         return None
     if best == "c" and scores["cpp"] >= 2:
         return "cpp"
@@ -157,9 +185,8 @@ def _language(head: str, line_count: int) -> str | None:
 _CODE_LINE = re.compile(r"[{};:)(,]\s*$|^\s*(?://|/\*|\*|#|\}|@)")
 
 
-def _code_shaped(head: str) -> bool:
-    lines = [line for line in head.split("\n") if line.strip()]
-    return sum(1 for line in lines if _CODE_LINE.search(line)) >= 0.5 * len(lines)
+def _code_shaped(lines: list[str]) -> bool:
+    return _share_at_least(lines, _CODE_LINE.search, 0.5)
 
 
 _WORD = re.compile(r"^[A-Za-z][a-z]*[,.;:]?$")
@@ -168,9 +195,10 @@ _WORD = re.compile(r"^[A-Za-z][a-z]*[,.;:]?$")
 def _looks_like_prose(lines: list[str]) -> bool:
     """Mostly plain words and almost no digits (logs and data are full of numbers)."""
     tokens = [token for line in lines for token in line.split()]
-    if len(tokens) < 40:
+    if len(tokens) < 40 or not _share_at_least(tokens, _WORD.match, 0.5):
         return False
-    chars = sum(len(line) for line in lines)
-    digits = sum(ch.isdigit() for line in lines for ch in line)
-    words = sum(1 for token in tokens if _WORD.match(token))
-    return words >= 0.5 * len(tokens) and digits < 0.02 * chars
+    text = "".join(lines)
+    # str.count runs in C, and for ASCII text isdigit means 0-9.
+    ascii_digits = text.isascii()
+    digits = sum(map(text.count, "0123456789")) if ascii_digits else sum(map(str.isdigit, text))
+    return digits < 0.02 * len(text)

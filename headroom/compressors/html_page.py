@@ -31,7 +31,6 @@ _MIN_KNOWN_TAGS = 4
 _HEADING_TAG = re.compile(r"<(/?)(title|h[1-6])\b[^<>]{0,2000}>", re.I)
 _ANY_TAG = re.compile(r"<[^<>]{0,2000}>")
 _RAW_HEADING_CHARS = 2000
-_WS = re.compile(r"\s+")
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 # Class/id words that name chrome: exact short words, and stems that start a word
@@ -64,7 +63,8 @@ def looks_like_html(text: str) -> bool:
 
 def collapse(text: str) -> str:
     """Runs of whitespace as one space, ends trimmed."""
-    return _WS.sub(" ", text).strip()
+    # str.split's whitespace is the regex `\s+`'s, code point for code point, and it is faster.
+    return " ".join(text.split())
 
 
 def source_spellings(source: str) -> dict[str, str]:

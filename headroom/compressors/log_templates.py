@@ -19,7 +19,6 @@ _MASK = bytes.maketrans(
     _MASKED_CHARS + _SPLIT_CHARS, b"0" * len(_MASKED_CHARS) + b" " * len(_SPLIT_CHARS)
 )
 _WILDCARDS = re.compile(rb"\*(?: \*)+")
-_ZEROS = re.compile(rb"0+")
 
 _TEMPLATE_TOKENS = 10
 _RARE_SHARE = 0.01
@@ -41,7 +40,7 @@ def templates(masked: list[bytes]) -> dict[bytes, bytes]:
         line: b" ".join(line.split(None, _TEMPLATE_TOKENS)[:_TEMPLATE_TOKENS])
         for line in set(masked)
     }
-    collapsed = {head: _ZEROS.sub(b"0", head) for head in set(heads.values())}
+    collapsed = {head: _squeeze_zeros(head) for head in set(heads.values())}
     distinct = {head: head.split() for head in set(collapsed.values())}
     counts = Counter(token for tokens in distinct.values() for token in tokens)
     floor = max(2, int(len(distinct) * _RARE_SHARE))
@@ -51,6 +50,13 @@ def templates(masked: list[bytes]) -> dict[bytes, bytes]:
         frequent[head] = _WILDCARDS.sub(b"*", template)
     merged = merge_columns(set(frequent.values()))
     return {line: merged[frequent[collapsed[head]]] for line, head in heads.items()}
+
+
+def _squeeze_zeros(head: bytes) -> bytes:
+    """Each run of 0s as one 0 (`re.sub(b"0+", b"0", head)`, in fewer passes of C)."""
+    while b"00" in head:
+        head = head.replace(b"00", b"0")
+    return head
 
 
 def merge_columns(templates: Iterable[bytes]) -> dict[bytes, bytes]:

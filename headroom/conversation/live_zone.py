@@ -48,6 +48,8 @@ class Turn:
     busts: list[prefix.BustEvent]
     client: tuple[prefix.MessageHash, ...]
     """The hashes of the client's messages (cache_control set aside)."""
+    forwarded: tuple[str, ...]
+    """The hashes of `messages`, the client's with the payloads replaced."""
     query: str
     """The latest user question of the conversation."""
 
@@ -91,7 +93,8 @@ def compress_turn(
         ]
         name = session or session_id(messages, system)
         hashes = tuple(prefix.hash_message(m) for m in messages)
-        return Turn(name, list(messages), skipped, 0, [], hashes, found.query)
+        wholes = tuple(h.whole for h in hashes)
+        return Turn(name, list(messages), skipped, 0, [], hashes, wholes, found.query)
 
 
 def _turn(
@@ -109,13 +112,8 @@ def _turn(
     previous = prefix.load(store, name)
     frozen = prefix.frozen_count(previous, client)
     chains = _chains(client)
-    transforms = [
-        _decide(
-            payload, _identity(payload, client, chains), found.query, frozen, name, store,
-            settings, model, deadline,
-        )
-        for payload in found.payloads
-    ]  # fmt: skip
+    identities = [_identity(payload, client, chains) for payload in found.payloads]
+    transforms = _decisions(found, identities, frozen, name, store, settings, model, deadline)
     replacements = {t.location: t.output for t in transforms if t.skipped is None}
     forwarded = conversation.write(messages, replacements)
     forwarded_hashes = tuple(
@@ -126,7 +124,9 @@ def _turn(
     if settings.mode == "token":  # its rewrites are what it is for, not a bug
         events = [replace(e, by=prefix.TOKEN_MODE) if e.by == "headroom" else e for e in events]
     prefix.save(store, name, prefix.Record(tuple(client), forwarded_hashes))
-    return Turn(name, forwarded, transforms, frozen, events, tuple(client), found.query)
+    return Turn(
+        name, forwarded, transforms, frozen, events, tuple(client), forwarded_hashes, found.query
+    )
 
 
 def _chains(client: Sequence[prefix.MessageHash]) -> list[str]:
@@ -151,9 +151,47 @@ def _identity(
     return prefix.digest([chains[index], *before, prefix.identity(client, index, block)])
 
 
+def _decisions(
+    found: conversation.Conversation,
+    identities: Sequence[str],
+    frozen: int,
+    session: str,
+    store: Store,
+    settings: Settings,
+    model: str | None,
+    deadline: float | None,
+) -> list[Transform]:
+    """Each payload's transform: earlier decisions replayed, the keys their outputs name
+    touched in one go before anything new is stored, then new payloads decided in order."""
+    payloads = found.payloads
+    if settings.mode == "token":
+        return [
+            _decide(payload, found.query, frozen, session, store, settings, model, deadline)
+            for payload in payloads
+        ]
+    notes = [
+        _note_name(session, p, identity) for p, identity in zip(payloads, identities, strict=True)
+    ]
+    replayed = [
+        None if raw is None else _replay(raw, payload, model)
+        for payload, raw in zip(payloads, [store.recall(note) for note in notes], strict=True)
+    ]
+    used = [key for transform in replayed if transform is not None for key in transform.keys]
+    if used:
+        store.touch(used)  # forwarding an output that names keys is a use of them
+    transforms = []
+    for payload, note, transform in zip(payloads, notes, replayed, strict=True):
+        if transform is None:
+            transform = _decide(
+                payload, found.query, frozen, session, store, settings, model, deadline
+            )
+            store.remember(note, _encode(transform))
+        transforms.append(transform)
+    return transforms
+
+
 def _decide(
     payload: conversation.Payload,
-    identity: str,
     query: str,
     frozen: int,
     session: str,
@@ -162,28 +200,17 @@ def _decide(
     model: str | None,
     deadline: float | None,
 ) -> Transform:
+    """A payload without a remembered decision (every payload, in token mode): compressed,
+    or forwarded as it came when the client sent it in an earlier turn (cache mode) or the
+    deadline has passed."""
+    if settings.mode != "token" and payload.location[0] < frozen:
+        return _as_is(payload, "sent in an earlier turn", model)
+    if deadline is not None and time.monotonic() > deadline:
+        return _as_is(payload, OVER_DEADLINE, model)
     request = Request(
         payload.text, payload.hints, query, payload.location, payload.ranged_read, payload.edited
     )
-    late = deadline is not None and time.monotonic() > deadline
-    if settings.mode == "token":
-        if late:
-            return _as_is(payload, OVER_DEADLINE, model)
-        return remember_origin(compress_payload(request, store, settings, model), session, store)
-    note = _note_name(session, payload, identity)
-    remembered = store.recall(note)
-    if remembered is not None:
-        return _replay(remembered, payload, store, model)
-    if payload.location[0] < frozen:
-        transform = _as_is(payload, "sent in an earlier turn", model)
-    elif late:
-        transform = _as_is(payload, OVER_DEADLINE, model)
-    else:
-        transform = remember_origin(
-            compress_payload(request, store, settings, model), session, store
-        )
-    store.remember(note, _encode(transform))
-    return transform
+    return remember_origin(compress_payload(request, store, settings, model), session, store)
 
 
 def _as_is(payload: conversation.Payload, reason: str, model: str | None) -> Transform:
@@ -232,7 +259,7 @@ def _encode(transform: Transform) -> str:
     )
 
 
-def _replay(raw: str, payload: conversation.Payload, store: Store, model: str | None) -> Transform:
+def _replay(raw: str, payload: conversation.Payload, model: str | None) -> Transform:
     try:
         data = json.loads(raw)
         keys = tuple(str(key) for key in data["keys"])
@@ -242,5 +269,4 @@ def _replay(raw: str, payload: conversation.Payload, store: Store, model: str | 
                               replayed=True)  # fmt: skip
     except (ValueError, KeyError, TypeError) as exc:
         raise StoreError(f"a remembered decision is damaged ({exc})") from exc
-    store.touch(keys)  # forwarding an output that names keys is a use of them
     return transform

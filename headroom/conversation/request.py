@@ -17,9 +17,11 @@ tracker does not compare them with the last turn's.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from headroom import messages_gemini, messages_responses, tokens
@@ -29,6 +31,7 @@ from headroom.conversation.accounts import TokenMemo, count_messages, update_led
 from headroom.conversation.ledger import EventKind, Ledger
 from headroom.conversation.live_zone import Turn, compress_turn
 from headroom.errors import InvalidMessagesError
+from headroom.pipeline import Transform
 from headroom.store.base import Store
 
 PROVIDERS = ("anthropic", "openai", "openai-responses", "gemini")
@@ -168,10 +171,37 @@ def _estimate(messages: list[Any], frozen: int, previous: int | None, limit: int
     messages, or all of them; ASCII JSON is never shorter in characters than in tokens, so
     a request whose JSON fits the limit is not counted at all."""
     counted = messages[frozen:] if previous is not None else messages
-    text = json.dumps(counted)
-    if (previous or 0) + len(text) <= limit:
-        return (previous or 0) + len(text)
-    return (previous or 0) + tokens.count(json.dumps(counted, ensure_ascii=False))
+    items = [json.dumps(message) for message in counted]
+    length = sum(map(len, items)) + 2 * max(len(items), 1)  # of json.dumps(counted)
+    if (previous or 0) + length <= limit:
+        return (previous or 0) + length
+    return (previous or 0) + _json_tokens(counted, items)
+
+
+def _json_tokens(values: list[Any], ascii_items: list[str]) -> int:
+    """`tokens.count(json.dumps(values, ensure_ascii=False))`, each value counted once per
+    process: the JSON splits into pieces `[a,`, ` b,` ... ` z]` after each separating comma,
+    where no pretoken of either encoding spans (a run of punctuation stops at a space, and a
+    word takes at most one leading punctuation mark, right before its letters), so the
+    pieces' counts add up. A history is counted for its new messages only."""
+    if not values:
+        return tokens.count("[]")
+    last = len(values) - 1
+    total = 0
+    for index, (value, item) in enumerate(zip(values, ascii_items, strict=True)):
+        ends = ("[" if index == 0 else " ") + ("]" if index == last else ",")
+        digest = hashlib.sha256(item.encode()).hexdigest()
+        piece = partial(_piece_tokens, ends, value)
+        total += ESTIMATES.count(f"{ends}{digest}", piece)
+    return total
+
+
+def _piece_tokens(ends: str, value: Any) -> int:
+    return tokens.count(ends[0] + json.dumps(value, ensure_ascii=False) + ends[1])
+
+
+ESTIMATES = TokenMemo()
+"""Token counts of `_json_tokens` pieces (one message each), by the message's JSON."""
 
 
 def _tools(tools: Any, store: Store, session: str) -> list[dict[str, Any]]:
@@ -201,7 +231,7 @@ _EVENT_BY: dict[str, EventKind] = {"headroom": "headroom_bust", prefix.TOKEN_MOD
 """The ledger event of a cache bust, by who made it (anyone else: the client)."""
 
 MEMO = TokenMemo()
-"""Token counts of messages seen by this process, by hash."""
+"""Token counts of messages and of compressed originals seen by this process, by hash."""
 
 
 def account(
@@ -215,25 +245,23 @@ def account(
     It counts tokens, so an edge calls it off the request's hot path (after the answer)."""
     model = str(body.get("model") or "unknown")
     turn = prepared.turn
-    client = conversation(body, prepared.provider)
-    client_hashes = [m.whole for m in turn.client]
-    sent = count_messages(client, client_hashes, model, MEMO)
-    forwarded_messages = conversation(prepared.body, prepared.provider)
-    hashes = [prefix.hash_message(m).whole for m in forwarded_messages]
-    forwarded = count_messages(forwarded_messages, hashes, model, MEMO)
-    frozen = min(turn.frozen, len(client), len(forwarded_messages))
-    saved_earlier = count_messages(
-        client[:frozen], client_hashes[:frozen], model, MEMO
-    ) - count_messages(forwarded_messages[:frozen], hashes[:frozen], model, MEMO)
+    sent_each, forwarded_each = _counts(
+        conversation(body, prepared.provider),
+        conversation(prepared.body, prepared.provider),
+        turn,
+        model,
+    )
+    frozen = min(turn.frozen, len(sent_each), len(forwarded_each))
+    saved_earlier = sum(sent_each[:frozen]) - sum(forwarded_each[:frozen])
 
     def change(ledger: Ledger) -> None:
         ledger.record_turn(
-            turn.session, model, sent=sent, forwarded=forwarded, usage=usage,
-            saved_earlier=saved_earlier,
+            turn.session, model, sent=sum(sent_each), forwarded=sum(forwarded_each),
+            usage=usage, saved_earlier=saved_earlier,
         )  # fmt: skip
         for t in turn.transforms:
             if t.skipped is None and not t.replayed:
-                ledger.record_compression(turn.session, t.kind, t.tokens_in, t.tokens_out)
+                ledger.record_compression(turn.session, t.kind, _tokens_in(t), t.tokens_out)
         for bust in turn.busts:
             kind: EventKind = _EVENT_BY.get(bust.by, "cache_bust")
             ledger.record_event(turn.session, kind, bust.describe())
@@ -242,3 +270,48 @@ def account(
             ledger.record_event(turn.session, "trim", detail)
 
     update_ledger(store, turn.session, change)
+
+
+def _counts(
+    client: list[Any], forwarded: list[Any], turn: Turn, model: str
+) -> tuple[list[int], list[int]]:
+    """Per message, the tokens the client sent and those forwarded.
+
+    A message that differs from the client's only by its compressed payloads counts as
+    forwarded plus what each compression saved (`tokens_in - tokens_out`, counted on the
+    payloads' text): an original is tokenized once, for its transform's own count, not a
+    second time inside its message. Any other changed message (a trim) is counted as sent.
+    """
+    hashes = [prefix.hash_message(m).whole for m in forwarded]
+    out = [count_messages([m], [h], model, MEMO) for m, h in zip(forwarded, hashes, strict=True)]
+    mine = [m.whole for m in turn.client]
+    if len(forwarded) != len(client):
+        each = zip(client, mine, strict=True)
+        return [count_messages([m], [h], model, MEMO) for m, h in each], out
+    compressed: dict[int, list[Transform]] = {}
+    for t in turn.transforms:
+        if t.skipped is None:
+            compressed.setdefault(t.location[0], []).append(t)
+    encoding = tokens.encoding_name(model)
+    sent = []
+    for i, message in enumerate(client):
+        if mine[i] == hashes[i]:
+            sent.append(out[i])
+        elif i in compressed and hashes[i] == turn.forwarded[i]:
+            key = f"{encoding}:{mine[i]}>{hashes[i]}"
+            sent.append(MEMO.count(key, partial(_with_savings, out[i], compressed[i])))
+        else:
+            sent.append(count_messages([message], [mine[i]], model, MEMO))
+    return sent, out
+
+
+def _with_savings(forwarded: int, transforms: list[Transform]) -> int:
+    return forwarded + sum(_tokens_in(t) - t.tokens_out for t in transforms)
+
+
+def _tokens_in(transform: Transform) -> int:
+    """A compressed payload's `tokens_in`, remembered by its original's hash: an original
+    compressed again (in another session, or with another question) is not tokenized again."""
+    digest = hashlib.sha256(transform.original.encode("utf-8", "surrogatepass")).hexdigest()
+    key = f"{tokens.encoding_name(transform.model)}:original:{digest}"
+    return MEMO.count(key, lambda: transform.tokens_in)
