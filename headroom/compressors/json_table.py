@@ -178,7 +178,9 @@ class _Walk:
     __slots__ = ("pairs", "shallow", "size", "strings", "text_chars")
 
     def __init__(self, record: object, long_text: int) -> None:
-        self.pairs: set[tuple[str, object]] = set()
+        # A dict as an ordered set: iteration follows the record, not string hashes, so the
+        # output is the same in every process (PYTHONHASHSEED).
+        self.pairs: dict[tuple[str, object], None] = {}
         self.shallow: dict[str, object] = {}
         self.strings: list[str] = []
         size = text_chars = 0
@@ -211,7 +213,7 @@ class _Walk:
             else:
                 size += 4
                 token = value
-            self.pairs.add((path, token))
+            self.pairs[path, token] = None
             if 0 < depth <= 2:
                 self.shallow[path] = value
         self.size, self.text_chars = size, text_chars
@@ -227,8 +229,8 @@ class _Stats:
         self.values: Counter[tuple[str, object]] = Counter()
         self.distinct: Counter[str] = Counter()
         for walk in walks:
-            self.values.update(walk.pairs)
-            self.present.update({path for path, _ in walk.pairs})
+            self.values.update(walk.pairs.keys())
+            self.present.update(dict.fromkeys((path for path, _ in walk.pairs), 1))
         numbers: dict[str, list[float]] = {}
         self.number_of: dict[object, float] = {}
         for (path, token), seen in self.values.items():
@@ -291,7 +293,7 @@ class _Stats:
             self.anomalous.add((key, _ABSENT))
             for walk, record in zip(walks, records, strict=True):
                 if isinstance(record, dict) and key not in record:
-                    walk.pairs.add((key, _ABSENT))
+                    walk.pairs[key, _ABSENT] = None
 
     def facets(self) -> list[str]:
         """Up to two status-like plain columns, at most two keys deep, with 2 to 8 values."""

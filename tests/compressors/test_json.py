@@ -245,3 +245,32 @@ def test_corpus_keeps_needles_and_saves_most_tokens() -> None:
         after += len(text) if out is None else len(out.text)
     assert kept >= 0.99 * total
     assert after < 0.3 * before
+
+
+FACETED = """
+import sys
+from headroom.compressors.base import Context
+from headroom.compressors.json import JsonCompressor
+from tests.compressors.support import Stash
+for path in sys.argv[1:]:
+    with open(path, encoding="utf-8") as file:
+        out = JsonCompressor().compress(file.read(), Context(stash=Stash()))
+    sys.stdout.write(out.text if out else "")
+"""
+
+
+@pytest.mark.integration
+def test_the_output_is_the_same_under_every_string_hash_seed() -> None:
+    # Real payloads whose facets once came out in string-hash order (a set's iteration).
+    files = [str(CORPUS / "json" / name) for name in ("aws-securityhub-get-findings.json",
+                                                       "taskcluster-tasks.json")]  # fmt: skip
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", FACETED, *files],
+            capture_output=True, text=True, check=True, timeout=60,
+            env={"PYTHONHASHSEED": str(seed), "PATH": "/usr/bin:/bin"},
+            cwd=Path(__file__).resolve().parents[2],
+        ).stdout
+        for seed in (1, 2, 3, 4)
+    }  # fmt: skip
+    assert len(outputs) == 1 and len(next(iter(outputs))) > 0
