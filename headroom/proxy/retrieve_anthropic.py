@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from headroom.conversation import breakpoints
-from headroom.proxy.retrieve_loop import Hop
+from headroom.proxy.retrieve_dialect import Hop, HopRelay, Outcome, json_object, sse_event
 from headroom.proxy.retrieve_tool import ANTHROPIC_TOOL, NAME, Answer, Call
 from headroom.proxy.sse import Event
 
@@ -93,50 +93,41 @@ class AnthropicDialect:
         content = answer.get("content")
         if answer.get("type") != "message" or not isinstance(content, list):
             return None
-        usage = answer.get("usage")
         message = {"role": "assistant", "content": content}
-        return Hop(message, answer.get("stop_reason"), usage if isinstance(usage, dict) else None)
+        return Hop.of(message, answer.get("stop_reason"), answer.get("usage"))
 
     def write(
-        self,
-        first: Mapping[str, Any],
-        last: Mapping[str, Any],
-        visible: Mapping[str, Any],
-        stop: str | None,
-        usage: dict[str, Any] | None,
+        self, first: Mapping[str, Any], last: Mapping[str, Any], end: Outcome
     ) -> dict[str, Any]:
         return {
             **first,
-            "content": visible["content"],
-            "stop_reason": stop,
+            "content": end.visible["content"],
+            "stop_reason": end.stop,
             "stop_sequence": last.get("stop_sequence"),
-            "usage": usage if usage is not None else first.get("usage"),
+            "usage": end.usage_or(first.get("usage")),
         }
 
     def stream(self) -> AnthropicStream:
         return AnthropicStream()
 
 
-class AnthropicStream:
+class AnthropicStream(HopRelay):
     """One streamed client message over its hops (`retrieve_loop.StreamRelay`)."""
 
     def __init__(self) -> None:
-        self.hops = 0
         self.shown = 0
         """Content blocks the client has seen start."""
-        self.failed = False
         self._closing: dict[str, Any] = {"type": "message_delta", "delta": {}}
-        self._new_hop()
+        super().__init__()
 
     def _new_hop(self) -> None:
-        self.complete = False
+        super()._new_hop()
         self._blocks: dict[int, dict[str, Any]] = {}
         self._json: dict[int, list[str]] = {}
         self._index: dict[int, int | None] = {}
         """Upstream block index -> the client's (None: a retrieve call, kept back)."""
         self._usage: dict[str, Any] = {}
         self._stop: str | None = None
-        self._held: list[bytes] = []
 
     def feed(self, event: Event) -> bytes:
         data = event.json() or {}
@@ -160,8 +151,7 @@ class AnthropicStream:
                 self._usage.update({k: v for k, v in usage.items() if v is not None})
                 self._closing = data
             self.complete = kind == "message_stop"
-            self._held.append(event.raw)
-            return b""
+            return self.hold(event.raw)
         self.failed = self.failed or kind == "error"
         return event.raw
 
@@ -183,44 +173,31 @@ class AnthropicStream:
             return b""
         if target == index:
             return event.raw
-        return sse(event.name or str(data.get("type")), {**data, "index": target})
+        return sse_event(event.name or str(data.get("type")), {**data, "index": target})
 
-    def end_hop(self) -> Hop:
+    def _hop(self) -> Hop:
         content = []
         for index in sorted(self._blocks):
             block = self._blocks[index]
             if self._json.get(index):
                 block["input"] = _input("".join(self._json[index]))
             content.append(block)
-        hop = Hop({"role": "assistant", "content": content}, self._stop, self._usage or None)
-        self.hops += 1
-        self._new_hop()
-        return hop
-
-    def tail(self) -> bytes:
-        return b"".join(self._held)
+        return Hop({"role": "assistant", "content": content}, self._stop, self._usage or None)
 
     def finish(self, stop: str | None, usage: dict[str, Any] | None) -> bytes:
         closing = {**self._closing, "delta": {**(self._closing.get("delta") or {})}}
         closing["delta"]["stop_reason"] = stop
         if usage is not None:
             closing["usage"] = usage
-        return sse("message_delta", closing) + sse("message_stop", {"type": "message_stop"})
+        ending = sse_event("message_stop", {"type": "message_stop"})
+        return sse_event("message_delta", closing) + ending
 
     def error(self, message: str, body: bytes = b"") -> bytes:
         self.failed = True
-        try:
-            error = json.loads(body)
-        except ValueError:
-            error = None
-        if not isinstance(error, dict) or error.get("type") != "error":
+        error = json_object(body)
+        if error is None or error.get("type") != "error":
             error = {"type": "error", "error": {"type": "api_error", "message": message}}
-        return sse("error", error)
-
-
-def sse(event: str, data: Mapping[str, Any]) -> bytes:
-    """One server-sent event as Anthropic writes it."""
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+        return sse_event("error", error)
 
 
 def _blocks(message: Any) -> list[dict[str, Any]]:

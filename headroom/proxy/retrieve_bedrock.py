@@ -24,8 +24,8 @@ from typing import Any
 
 import httpx
 
-from headroom.proxy.retrieve_anthropic import AnthropicStream, sse
-from headroom.proxy.retrieve_dialect import Hop, StreamRelay
+from headroom.proxy.retrieve_anthropic import AnthropicStream
+from headroom.proxy.retrieve_dialect import Hop, StreamRelay, json_object, sse_event
 from headroom.proxy.retrieve_loop import Framing, RetrieveLoop, total_usage
 from headroom.proxy.sse import Event
 
@@ -48,10 +48,7 @@ class BedrockLoop(RetrieveLoop):
 
     def refused(self, relay: StreamRelay, answer: httpx.Response, body: bytes) -> bytes:
         kind = answer.headers.get("x-amzn-ErrorType", "").split(":", 1)[0]
-        try:
-            message = json.loads(body).get("message")
-        except (ValueError, AttributeError):
-            message = None
+        message = (json_object(body) or {}).get("message")
         text = message or f"the upstream answered {answer.status_code}: {body[:500]!r}"
         aws = {"__type": kind or "InternalServerException", "message": text}
         return relay.error(text, json.dumps(aws).encode())
@@ -73,7 +70,7 @@ class BedrockStream(AnthropicStream):
             self.failed = self.failed or event.name == EXCEPTION
             return event.raw
         kind = str(data.get("type"))
-        as_sse = sse(kind, data)
+        as_sse = sse_event(kind, data)
         self._originals[as_sse] = event.raw
         if isinstance(data.get(METRICS), dict):
             self._metrics.append(data[METRICS])
@@ -94,11 +91,7 @@ class BedrockStream(AnthropicStream):
 
     def error(self, message: str, body: bytes = b"") -> bytes:
         self.failed = True
-        try:
-            error = json.loads(body)
-        except ValueError:
-            error = None
-        error = error if isinstance(error, dict) else {}
+        error = json_object(body) or {}
         kind = str(error.get("__type") or "InternalServerException")
         text = json.dumps({"message": str(error.get("message") or message)}).encode()
         headers = {

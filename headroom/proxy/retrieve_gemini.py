@@ -31,7 +31,7 @@ import httpx
 
 from headroom.messages import is_retrieve_tool
 from headroom.messages_gemini import FUNCTION_CALL, FUNCTION_RESPONSE, SYSTEM
-from headroom.proxy.retrieve_dialect import Hop, StreamRelay
+from headroom.proxy.retrieve_dialect import Hop, HopRelay, Outcome, StreamRelay, error_of
 from headroom.proxy.retrieve_loop import Framing, RetrieveLoop
 from headroom.proxy.retrieve_tool import GEMINI_TOOL, NAME, Answer, Call
 from headroom.proxy.sse import Event, events
@@ -101,26 +101,15 @@ class GeminiDialect:
         if candidate is None:
             return None
         parts = _parts(candidate.get("content"))
-        usage = answer.get("usageMetadata")
-        return Hop(
-            {"role": "model", "parts": parts},
-            stop_of(candidate.get("finishReason"), parts),
-            usage if isinstance(usage, dict) else None,
-        )
+        return _hop(parts, candidate.get("finishReason"), answer.get("usageMetadata"))
 
     def write(
-        self,
-        first: Mapping[str, Any],
-        last: Mapping[str, Any],
-        visible: Mapping[str, Any],
-        stop: str | None,
-        usage: dict[str, Any] | None,
+        self, first: Mapping[str, Any], last: Mapping[str, Any], end: Outcome
     ) -> dict[str, Any]:
-        candidate = {**(_candidate(last) or {}), "content": dict(visible)}
-        candidate["finishReason"] = finish_of(stop)
-        written = {**first, "candidates": [candidate]}
-        written["usageMetadata"] = usage if usage is not None else first.get("usageMetadata")
-        return written
+        candidate = {**(_candidate(last) or {}), "content": dict(end.visible)}
+        candidate["finishReason"] = finish_of(end.stop)
+        usage = end.usage_or(first.get("usageMetadata"))
+        return {**first, "candidates": [candidate], "usageMetadata": usage}
 
     def stream(self) -> GeminiStream:
         return GeminiStream(array=False)
@@ -154,29 +143,26 @@ class GeminiLoop(RetrieveLoop):
         return None
 
 
-class GeminiStream:
+class GeminiStream(HopRelay):
     """One streamed client answer over its hops (`retrieve_loop.StreamRelay`), written as
     SSE or as the elements of one JSON array (`array`)."""
 
     def __init__(self, array: bool) -> None:
         self.array = array
-        self.hops = 0
-        self.failed = False
         self.written = 0
         """Chunks the client has been sent."""
         self._hid = False
         """Whether a retrieve call was taken out of the answer."""
         self._id: Any = None
         self._closing: dict[str, Any] = {}
-        self._new_hop()
+        super().__init__()
 
     def _new_hop(self) -> None:
-        self.complete = False
+        super()._new_hop()
         self._parts: list[dict[str, Any]] = []
         self._stop: str | None = None
         self._usage: dict[str, Any] | None = None
         self._ended = not self.array
-        self._held: list[bytes] = []
 
     @property
     def _hiding(self) -> bool:
@@ -187,8 +173,7 @@ class GeminiStream:
         if event.name == END:
             self._ended = True
             self.complete = self._stop is not None
-            self._held.append(event.raw)
-            return b""
+            return self.hold(event.raw)
         data = event.json()
         if data is None:
             return event.raw
@@ -208,8 +193,7 @@ class GeminiStream:
         self._stop, self._closing = candidate["finishReason"], data
         self.complete = self._ended
         if not self._hiding:
-            self._held.append(event.raw)  # content and all, sent as it came with the tail
-            return b""
+            return self.hold(event.raw)  # content and all, sent as it came with the tail
         # The last content may share the finishing chunk: it goes now, the finish waits.
         if not any(part != {"text": ""} for part in shown):
             return b""
@@ -246,15 +230,8 @@ class GeminiStream:
             return f"data: {text}\r\n\r\n".encode()
         return (b"[" if self.written == 1 else b"\n,\r\n") + text.encode()
 
-    def end_hop(self) -> Hop:
-        hop = Hop({"role": "model", "parts": self._parts}, stop_of(self._stop, self._parts),
-                  self._usage)  # fmt: skip
-        self.hops += 1
-        self._new_hop()
-        return hop
-
-    def tail(self) -> bytes:
-        return b"".join(self._held)
+    def _hop(self) -> Hop:
+        return _hop(self._parts, self._stop, self._usage)
 
     def finish(self, stop: str | None, usage: dict[str, Any] | None) -> bytes:
         candidate = {**(_candidate(self._closing) or {"index": 0}), "finishReason": finish_of(stop)}
@@ -266,12 +243,7 @@ class GeminiStream:
 
     def error(self, message: str, body: bytes = b"") -> bytes:
         self.failed = True
-        try:
-            error = json.loads(body).get("error")
-        except (ValueError, AttributeError):
-            error = None
-        if not isinstance(error, dict):
-            error = {"code": 502, "message": message, "status": "UNAVAILABLE"}
+        error = error_of(body, {"code": 502, "message": message, "status": "UNAVAILABLE"})
         return self._chunk({"error": error}) + (b"\n]" if self.array else b"")
 
 
@@ -311,6 +283,10 @@ def stop_of(finish: Any, parts: Sequence[Mapping[str, Any]]) -> str | None:
 def finish_of(stop: str | None) -> str:
     """The `finishReason` of an answer that stopped so."""
     return stop if stop is not None and stop != TOOL_STOP else "STOP"
+
+
+def _hop(parts: list[dict[str, Any]], finish: Any, usage: Any) -> Hop:
+    return Hop.of({"role": "model", "parts": parts}, stop_of(finish, parts), usage)
 
 
 def _get(value: Any, names: tuple[str, str]) -> Any:

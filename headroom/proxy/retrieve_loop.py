@@ -46,6 +46,7 @@ from headroom.errors import StoreError
 from headroom.proxy import hidden_turns, upstream
 from headroom.proxy.retrieve_dialect import Dialect as Dialect
 from headroom.proxy.retrieve_dialect import Hop as Hop
+from headroom.proxy.retrieve_dialect import Outcome, json_object
 from headroom.proxy.retrieve_dialect import StreamRelay as StreamRelay
 from headroom.proxy.retrieve_tool import NAME, Answer, Call, answer, offer
 from headroom.proxy.sse import Event, events
@@ -209,8 +210,8 @@ class _Loop:
         """The body of the next hop's request: the forwarded one and the hidden messages."""
         return json.dumps(self.dialect.continuation(self.forwarded, self.extra)).encode()
 
-    async def conclude(self) -> tuple[dict[str, Any], str | None, dict[str, Any] | None]:
-        """The visible message, stop reason and summed usage; the exchange remembered."""
+    async def conclude(self) -> Outcome:
+        """What the client's answer says of the hops; the exchange remembered."""
         visible = self.dialect.visible([hop.message for hop in self.hops])
         last = self.hops[-1]
         stop = last.stop
@@ -220,26 +221,25 @@ class _Loop:
         # A note the store cannot keep costs the next turn its splice, not this answer.
         with contextlib.suppress(StoreError):
             await run_in_threadpool(self.loop.remember, self.store, self.plan, visible, exchange)
-        return visible, stop, total_usage(hop.usage for hop in self.hops)
+        return Outcome(visible, stop, total_usage(hop.usage for hop in self.hops))
 
     async def whole(self, first: httpx.Response, finished: upstream.Finished | None) -> Response:
         """The JSON answers' loop."""
         first_raw = await _read(first)
-        first_answer = last = _object(first_raw)
+        first_answer = last = json_object(first_raw)
         hop = self.dialect.read(last) if last is not None else None
         while hop is not None and await self.step(hop):
             relayed = await upstream.relay(self.client, self.request, self.url, self.continuation())
             if not isinstance(relayed, upstream.Relayed):
                 return relayed  # the client left
             raw = await _read(relayed.answer)
-            last = _object(raw)
+            last = json_object(raw)
             hop = self.dialect.read(last) if last is not None else None
             if relayed.status_code >= 400 or hop is None:
                 return _whole(relayed.answer, raw, None)  # the client's answer, as it came
         if first_answer is None or last is None or not self.hidden:
             return _whole(first, first_raw, finished)
-        visible, stop, usage = await self.conclude()
-        written = self.dialect.write(first_answer, last, visible, stop, usage)
+        written = self.dialect.write(first_answer, last, await self.conclude())
         return _whole(first, json.dumps(written).encode(), finished)
 
     def stream(
@@ -280,8 +280,8 @@ class _Loop:
             if not self.hidden:
                 yield tail
                 return
-            _, stop, usage = await self.conclude()
-            yield relay.finish(stop, usage)
+            end = await self.conclude()
+            yield relay.finish(end.stop, end.usage)
         finally:
             await answer.aclose()
 
@@ -353,14 +353,6 @@ async def _read(response: httpx.Response) -> bytes:
         return await response.aread()
     finally:
         await response.aclose()
-
-
-def _object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _whole(answer: httpx.Response, content: bytes, finished: upstream.Finished | None) -> Response:

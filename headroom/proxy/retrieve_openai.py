@@ -16,7 +16,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from headroom.proxy.retrieve_loop import Hop
+from headroom.proxy.retrieve_dialect import Hop, HopRelay, Outcome, error_of, join_results
 from headroom.proxy.retrieve_tool import NAME, OPENAI_TOOL, Answer, Call
 from headroom.proxy.sse import Event
 
@@ -38,11 +38,7 @@ class OpenAIDialect:
 
     def results(self, answered: list[tuple[Call, Answer]]) -> list[dict[str, Any]]:
         return [
-            {
-                "role": "tool",
-                "tool_call_id": call.id,
-                "content": f"error: {answer.text}" if answer.error else answer.text,
-            }
+            {"role": "tool", "tool_call_id": call.id, "content": answer.marked}
             for call, answer in answered
         ]
 
@@ -71,14 +67,7 @@ class OpenAIDialect:
     def join(
         self, pending: list[dict[str, Any]], following: Sequence[Any], order: Sequence[str]
     ) -> tuple[list[Any], int]:
-        run = 0
-        while run < len(following) and _is_tool_message(following[run]):
-            run += 1
-        taken = list(following[:run])
-        results = {m.get("tool_call_id"): m for m in [*pending, *taken]}
-        placed = [results[id_] for id_ in order if id_ in results]
-        rest = [m for m in taken if m.get("tool_call_id") not in order]
-        return placed + rest, run
+        return join_results(pending, following, order, _is_tool_message, "tool_call_id")
 
     def continuation(self, forwarded: Mapping[str, Any], extra: list[Any]) -> dict[str, Any]:
         return {**forwarded, "messages": [*forwarded["messages"], *extra]}
@@ -94,61 +83,47 @@ class OpenAIDialect:
         calls = [_call(c.get("id"), _function(c)) for c in _tool_calls(message)]
         if calls:
             sent["tool_calls"] = calls
-        usage = answer.get("usage")
-        return Hop(
-            sent, choices[0].get("finish_reason"), usage if isinstance(usage, dict) else None
-        )
+        return Hop.of(sent, choices[0].get("finish_reason"), answer.get("usage"))
 
     def write(
-        self,
-        first: Mapping[str, Any],
-        last: Mapping[str, Any],
-        visible: Mapping[str, Any],
-        stop: str | None,
-        usage: dict[str, Any] | None,
+        self, first: Mapping[str, Any], last: Mapping[str, Any], end: Outcome
     ) -> dict[str, Any]:
         choice = dict(last["choices"][0])
         message = {k: v for k, v in choice["message"].items() if k != "tool_calls"}
-        message["content"] = visible["content"]
-        if visible.get("tool_calls"):
-            message["tool_calls"] = visible["tool_calls"]
-        choice.update(message=message, finish_reason=stop)
-        written = {**first, "choices": [choice]}
-        written["usage"] = usage if usage is not None else first.get("usage")
-        return written
+        message["content"] = end.visible["content"]
+        if end.visible.get("tool_calls"):
+            message["tool_calls"] = end.visible["tool_calls"]
+        choice.update(message=message, finish_reason=end.stop)
+        return {**first, "choices": [choice], "usage": end.usage_or(first.get("usage"))}
 
     def stream(self) -> OpenAIStream:
         return OpenAIStream()
 
 
-class OpenAIStream:
+class OpenAIStream(HopRelay):
     """One streamed client answer over its hops (`retrieve_loop.StreamRelay`)."""
 
     def __init__(self) -> None:
-        self.hops = 0
         self.shown = 0
         """Tool calls the client has seen start."""
-        self.failed = False
         self._id: Any = None
         self._finish: dict[str, Any] | None = None
         self._usage_chunk: dict[str, Any] | None = None
-        self._new_hop()
+        super().__init__()
 
     def _new_hop(self) -> None:
-        self.complete = False
+        super()._new_hop()
         self._text: list[str] = []
         self._calls: dict[int, dict[str, Any]] = {}
         self._index: dict[int, int | None] = {}
         """Upstream tool call index -> the client's (None: a retrieve call, kept back)."""
         self._stop: str | None = None
         self._usage: dict[str, Any] | None = None
-        self._held: list[bytes] = []
 
     def feed(self, event: Event) -> bytes:
         if event.data.strip() == "[DONE]":
             self.complete = True
-            self._held.append(event.raw)
-            return b""
+            return self.hold(event.raw)
         data = event.json()
         if data is None or data.get("error") is not None:
             self.failed = self.failed or data is not None
@@ -158,8 +133,7 @@ class OpenAIStream:
         if not choices:
             if isinstance(data.get("usage"), dict):
                 self._usage, self._usage_chunk = data["usage"], data
-                self._held.append(event.raw)
-                return b""
+                return self.hold(event.raw)
             return event.raw
         choice = choices[0]
         delta = choice.get("delta") or {}
@@ -168,8 +142,7 @@ class OpenAIStream:
         if choice.get("finish_reason") is not None:
             self._stop, self._finish = choice["finish_reason"], data
             if not self._hiding:
-                self._held.append(event.raw)  # content and all, sent as it came with the tail
-                return b""
+                return self.hold(event.raw)  # content and all, sent as it came with the tail
             # Some upstreams put the last content in this chunk: it goes now, the finish waits.
             self._held.append(self._chunk(data, choice, {}, choice["finish_reason"]))
         elif shown == delta and self.hops == 0:
@@ -226,17 +199,11 @@ class OpenAIStream:
         piece = {**choice, "delta": delta, "finish_reason": finish}
         return sse({**data, "id": self._id, "choices": [piece]})
 
-    def end_hop(self) -> Hop:
+    def _hop(self) -> Hop:
         message: dict[str, Any] = {"role": "assistant", "content": "".join(self._text) or None}
         if self._calls:
             message["tool_calls"] = [self._calls[index] for index in sorted(self._calls)]
-        hop = Hop(message, self._stop, self._usage)
-        self.hops += 1
-        self._new_hop()
-        return hop
-
-    def tail(self) -> bytes:
-        return b"".join(self._held)
+        return Hop(message, self._stop, self._usage)
 
     def finish(self, stop: str | None, usage: dict[str, Any] | None) -> bytes:
         out = b""
@@ -248,13 +215,14 @@ class OpenAIStream:
 
     def error(self, message: str, body: bytes = b"") -> bytes:
         self.failed = True
-        try:
-            error = json.loads(body).get("error")
-        except (ValueError, AttributeError):
-            error = None
-        if not isinstance(error, dict):
-            error = {"message": message, "type": "server_error", "param": None, "code": None}
-        return sse({"error": error})
+        return sse({"error": error_object(message, body)})
+
+
+def error_object(message: str, body: bytes) -> dict[str, Any]:
+    """The error an OpenAI client gets: the upstream's own, else `message` as a server
+    error."""
+    default = {"message": message, "type": "server_error", "param": None, "code": None}
+    return error_of(body, default)
 
 
 def sse(data: Mapping[str, Any]) -> bytes:

@@ -35,8 +35,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from headroom.proxy import hidden_turns
-from headroom.proxy.retrieve_dialect import Hop
+from headroom.proxy.retrieve_dialect import Hop, HopRelay, Outcome, join_results, sse_event
 from headroom.proxy.retrieve_loop import Plan, RetrieveLoop
+from headroom.proxy.retrieve_openai import error_object
 from headroom.proxy.retrieve_tool import NAME, RESPONSES_TOOL, Answer, Call, offer
 from headroom.proxy.sse import Event
 from headroom.store.base import Store
@@ -80,11 +81,7 @@ class ResponsesDialect:
 
     def results(self, answered: list[tuple[Call, Answer]]) -> list[dict[str, Any]]:
         return [
-            {
-                "type": "function_call_output",
-                "call_id": call.id,
-                "output": f"error: {answer.text}" if answer.error else answer.text,
-            }
+            {"type": "function_call_output", "call_id": call.id, "output": answer.marked}
             for call, answer in answered
         ]
 
@@ -102,14 +99,7 @@ class ResponsesDialect:
     def join(
         self, pending: list[dict[str, Any]], following: Sequence[Any], order: Sequence[str]
     ) -> tuple[list[Any], int]:
-        run = 0
-        while run < len(following) and _is_output(following[run]):
-            run += 1
-        taken = list(following[:run])
-        results = {m.get("call_id"): m for m in [*pending, *taken]}
-        placed = [results[id_] for id_ in order if id_ in results]
-        rest = [m for m in taken if m.get("call_id") not in order]
-        return placed + rest, run
+        return join_results(pending, following, order, _is_output, "call_id")
 
     def continuation(self, forwarded: Mapping[str, Any], extra: list[Any]) -> dict[str, Any]:
         hops = [index for index, m in enumerate(extra) if _is_group(m) and m.get("id")]
@@ -124,28 +114,18 @@ class ResponsesDialect:
         output = answer.get("output")
         if answer.get("object") != "response" or not isinstance(output, list):
             return None
-        usage = answer.get("usage")
-        return Hop(
-            _group(answer.get("id"), output),
-            stop_of(answer.get("status"), output),
-            usage if isinstance(usage, dict) else None,
-        )
+        return _hop(answer, output)
 
     def write(
-        self,
-        first: Mapping[str, Any],
-        last: Mapping[str, Any],
-        visible: Mapping[str, Any],
-        stop: str | None,
-        usage: dict[str, Any] | None,
+        self, first: Mapping[str, Any], last: Mapping[str, Any], end: Outcome
     ) -> dict[str, Any]:
         return {
             **first,
-            "status": status_of(stop),
+            "status": status_of(end.stop),
             "error": last.get("error"),
             "incomplete_details": last.get("incomplete_details"),
-            "output": visible["items"],
-            "usage": usage if usage is not None else first.get("usage"),
+            "output": end.visible["items"],
+            "usage": end.usage_or(first.get("usage")),
         }
 
     def stream(self) -> ResponsesStream:
@@ -188,27 +168,24 @@ class ResponsesLoop(RetrieveLoop):
             store.remember(NOTE + first, json.dumps(note))
 
 
-class ResponsesStream:
+class ResponsesStream(HopRelay):
     """One streamed client Response over its hops (`retrieve_loop.StreamRelay`)."""
 
     def __init__(self) -> None:
-        self.hops = 0
-        self.failed = False
         self.sequence = 0
         """The next `sequence_number` the client gets."""
         self.shown: dict[int, dict[str, Any]] = {}
         """The items the client has seen, by the client's `output_index`."""
         self._first: Mapping[str, Any] = {}
         self._last: Mapping[str, Any] = {}
-        self._new_hop()
+        super().__init__()
 
     def _new_hop(self) -> None:
-        self.complete = False
+        super()._new_hop()
         self._index: dict[int, int | None] = {}
         """Upstream output index -> the client's (None: a retrieve call, kept back)."""
         self._items: dict[int, dict[str, Any]] = {}
         self._response: Mapping[str, Any] = {}
-        self._held: list[bytes] = []
 
     def feed(self, event: Event) -> bytes:
         data = event.json()
@@ -223,8 +200,7 @@ class ResponsesStream:
         if kind in CLOSING:
             self._response = data.get("response") or {}
             self.complete = True
-            self._held.append(event.raw)
-            return b""
+            return self.hold(event.raw)
         self.failed = self.failed or kind == "error"
         index = data.get("output_index")
         if not isinstance(index, int):
@@ -252,26 +228,14 @@ class ResponsesStream:
         number, self.sequence = self.sequence, self.sequence + 1
         if not changed and data.get("sequence_number") == number:
             return event.raw
-        return sse(str(data["type"]), {**data, "sequence_number": number})
+        return sse_event(str(data["type"]), {**data, "sequence_number": number})
 
-    def end_hop(self) -> Hop:
-        response = self._response
+    def _hop(self) -> Hop:
+        self._last = response = self._response
         output = response.get("output")
         if not isinstance(output, list) or not output:
             output = [self._items[index] for index in sorted(self._items)]
-        usage = response.get("usage")
-        hop = Hop(
-            _group(response.get("id"), output),
-            stop_of(response.get("status"), output),
-            usage if isinstance(usage, dict) else None,
-        )
-        self._last = response
-        self.hops += 1
-        self._new_hop()
-        return hop
-
-    def tail(self) -> bytes:
-        return b"".join(self._held)
+        return _hop(response, output)
 
     def finish(self, stop: str | None, usage: dict[str, Any] | None) -> bytes:
         status = status_of(stop)
@@ -285,16 +249,11 @@ class ResponsesStream:
         }
         kind = next((k for k, v in CLOSING.items() if v == status), "response.completed")
         number, self.sequence = self.sequence, self.sequence + 1
-        return sse(kind, {"type": kind, "sequence_number": number, "response": response})
+        return sse_event(kind, {"type": kind, "sequence_number": number, "response": response})
 
     def error(self, message: str, body: bytes = b"") -> bytes:
         self.failed = True
-        try:
-            error = json.loads(body).get("error")
-        except (ValueError, AttributeError):
-            error = None
-        if not isinstance(error, dict):
-            error = {"message": message, "type": "server_error", "param": None, "code": None}
+        error = error_object(message, body)
         number, self.sequence = self.sequence, self.sequence + 1
         event = {
             "type": "error",
@@ -303,7 +262,7 @@ class ResponsesStream:
             "param": error.get("param"),
             "sequence_number": number,
         }
-        return sse("error", event)
+        return sse_event("error", event)
 
 
 def group(items: Sequence[Any]) -> list[Any]:
@@ -336,11 +295,6 @@ def status_of(stop: str | None) -> str:
     return stop if stop is not None and stop != TOOL_STOP else "completed"
 
 
-def sse(kind: str, data: Mapping[str, Any]) -> bytes:
-    """One event as the Responses API writes it."""
-    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
-
-
 def _hidden(store: Store, response_id: str) -> dict[str, Any] | None:
     """The note of a Response that hid a retrieve, if the store still has it."""
     raw = store.recall(NOTE + response_id)
@@ -353,8 +307,10 @@ def _hidden(store: Store, response_id: str) -> dict[str, Any] | None:
     return note if isinstance(note.get("pending"), list) else None
 
 
-def _group(response_id: Any, output: list[Any]) -> dict[str, Any]:
-    return {"role": "assistant", "id": response_id, "items": list(output)}
+def _hop(response: Mapping[str, Any], output: list[Any]) -> Hop:
+    """A Response with this output as a hop: its items grouped as one message."""
+    message = {"role": "assistant", "id": response.get("id"), "items": list(output)}
+    return Hop.of(message, stop_of(response.get("status"), output), response.get("usage"))
 
 
 def _is_group(message: Any) -> bool:

@@ -107,6 +107,12 @@ class Answer:
     text: str
     error: bool
 
+    @property
+    def marked(self) -> str:
+        """The text, marked as an error where it is one: a tool result for an API whose
+        results carry no error flag."""
+        return f"error: {self.text}" if self.error else self.text
+
 
 def offer(tools: Any, tool: Mapping[str, Any]) -> list[Any] | None:
     """The client's tools with the retrieve tool last, or None when there is nothing to add

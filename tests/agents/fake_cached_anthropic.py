@@ -13,7 +13,6 @@ Requests without tools (an agent's side calls: titles, summaries) get a short te
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +23,7 @@ from starlette.routing import Route
 
 from headroom import tokens
 from tests.agents.prompt_cache import PromptCache, total_tokens
-from tests.proxy.fake_anthropic import sse
+from tests.proxy.fake_anthropic import Received, sse_stream, stream_events
 
 SIDE_ANSWER = "Reading a build log"
 REQUEST_ID = {"request-id": "req_fakecache0001"}
@@ -46,17 +45,10 @@ class Script:
 
 
 @dataclass
-class Exchange:
+class Exchange(Received):
     """One request as the fake received it, and the usage it answered with."""
 
-    path: str
-    headers: dict[str, str]
-    raw: bytes
     usage: dict[str, Any] | None = None
-
-    @property
-    def body(self) -> Any:
-        return json.loads(self.raw)
 
 
 @dataclass
@@ -111,9 +103,9 @@ class CachedFake:
         answer = message(f"msg_fakecache{len(self.received):04d}", body["model"], content, stop)
         answer["usage"] = usage
         if body.get("stream"):
-            return StreamingResponse(
-                events(answer), media_type="text/event-stream", headers=REQUEST_ID
-            )
+            final = {key: usage[key] for key in DELTA_USAGE}
+            stream = sse_stream(stream_events(answer, final))
+            return StreamingResponse(stream, media_type="text/event-stream", headers=REQUEST_ID)
         return JSONResponse(answer, headers=REQUEST_ID)
 
     def answer(self, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -151,42 +143,3 @@ def message(id_: str, model: str, content: list[Any], stop: str) -> dict[str, An
         "stop_reason": stop,
         "stop_sequence": None,
     }
-
-
-def events(answer: dict[str, Any]) -> Iterator[bytes]:
-    """The real SSE sequence for a whole answer: `message_start` with the input usage, each
-    block started, sent in deltas and stopped, then `message_delta` with the stop reason
-    and the final usage, and `message_stop`."""
-    start = {**answer, "content": [], "stop_reason": None}
-    start["usage"] = {**answer["usage"], "output_tokens": 1}
-    yield sse("message_start", {"type": "message_start", "message": start})
-    for index, block in enumerate(answer["content"]):
-        if block["type"] == "tool_use":
-            opened = {**block, "input": {}}
-            whole = json.dumps(block["input"])
-            deltas = [{"type": "input_json_delta", "partial_json": part} for part in halves(whole)]
-        else:
-            opened = {"type": "text", "text": ""}
-            deltas = [{"type": "text_delta", "text": part} for part in halves(block["text"])]
-        yield sse(
-            "content_block_start",
-            {"type": "content_block_start", "index": index, "content_block": opened},
-        )
-        if index == 0:
-            yield sse("ping", {"type": "ping"})
-        for delta in deltas:
-            yield sse(
-                "content_block_delta",
-                {"type": "content_block_delta", "index": index, "delta": delta},
-            )
-        yield sse("content_block_stop", {"type": "content_block_stop", "index": index})
-    stop = {"stop_reason": answer["stop_reason"], "stop_sequence": None}
-    final = {key: answer["usage"][key] for key in DELTA_USAGE}
-    yield sse("message_delta", {"type": "message_delta", "delta": stop, "usage": final})
-    yield sse("message_stop", {"type": "message_stop"})
-
-
-def halves(text: str) -> list[str]:
-    """Text in two deltas, as a stream splits it."""
-    middle = len(text) // 2
-    return [text[:middle], text[middle:]]

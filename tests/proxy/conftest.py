@@ -1,5 +1,6 @@
 """Servers on loopback for the proxy tests: the fake Anthropic API and the proxy in front
-of it, each served by uvicorn in a thread on a free port."""
+of it, each served by uvicorn in a thread on a free port; and the rig of the
+retrieve-in-the-loop tests (tests/proxy/retrieve_rig.py), one set of servers a module."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -17,6 +19,9 @@ from headroom.config import Settings
 from headroom.proxy import create_app
 from headroom.store import open_store
 from tests.proxy.fake_anthropic import Fake
+
+if TYPE_CHECKING:
+    from tests.proxy.retrieve_rig import Rig, Servers
 
 
 class _Server(uvicorn.Server):
@@ -69,3 +74,22 @@ def proxy_url(fake: tuple[Fake, str]) -> Iterator[str]:
     served = serve(create_app(settings, store=open_store("memory://")))
     yield served.url
     stop(served)
+
+
+@pytest.fixture(scope="module")
+def rig_servers() -> Iterator[Servers]:
+    """The rig's fakes and proxy, one set a test module."""
+    # Imported here: the rig serves with this module's `serve`.
+    from tests.proxy.retrieve_rig import running
+
+    with running() as servers:
+        yield servers
+
+
+@pytest.fixture
+def rig(rig_servers: Servers, request: pytest.FixtureRequest) -> Iterator[Rig]:
+    """SDK clients naming the test as their session, the fakes' records cleared."""
+    from tests.proxy.retrieve_rig import rig_for
+
+    with rig_for(rig_servers, request.node.name) as rig:
+        yield rig

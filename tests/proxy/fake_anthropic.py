@@ -11,7 +11,7 @@ that waits for its client to leave (`retrieve-hanging`) records that it left in 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,18 +21,18 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.proxy.retrieving_model import (
+    ANSWER,
     HANGING,
     LIMITED,
+    PIECES,
     RETRIEVE,
     RETRIEVING,
+    TOOLS,
     Decision,
     Result,
     View,
     decide,
 )
-
-ANSWER = "The answer is 42."
-TOOLS = ("json", "email", "http")
 
 
 @dataclass
@@ -49,10 +49,24 @@ class Received:
 
 
 @dataclass
-class Fake:
-    """The fake API and what it has received."""
+class Recording:
+    """What a fake API has received, its `/livez`, and the recording of a JSON request."""
 
     received: list[Received] = field(default_factory=list)
+
+    async def livez(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def _record(self, request: Request) -> Any:
+        raw = await request.body()
+        self.received.append(Received(request.url.path, dict(request.headers), raw))
+        return json.loads(raw)
+
+
+@dataclass
+class Fake(Recording):
+    """The fake API and what it has received."""
+
     left: list[str] = field(default_factory=list)
     """The models of the answers whose client left while they were waited for."""
 
@@ -64,14 +78,6 @@ class Fake:
                 Route("/v1/messages/count_tokens", self.count_tokens, methods=["POST"]),
             ]
         )
-
-    async def livez(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    async def _record(self, request: Request) -> Any:
-        raw = await request.body()
-        self.received.append(Received(request.url.path, dict(request.headers), raw))
-        return json.loads(raw)
 
     async def count_tokens(self, request: Request) -> Response:
         body = await self._record(request)
@@ -88,7 +94,8 @@ class Fake:
         if body["model"].startswith(RETRIEVING):
             return retrieving_answer(body, usage)
         if body.get("stream"):
-            return StreamingResponse(events(body["model"], usage), media_type="text/event-stream")
+            stream = sse_stream(answer_events(body["model"], usage))
+            return StreamingResponse(stream, media_type="text/event-stream")
         stop = "tool_use" if content[0]["type"] == "tool_use" else "end_turn"
         return JSONResponse(message(body["model"], content, stop, usage), headers=REQUEST_ID)
 
@@ -162,32 +169,54 @@ def message(model: str, content: list[Any], stop: str, usage: dict[str, int]) ->
     }
 
 
-async def events(model: str, usage: dict[str, int]) -> AsyncIterator[bytes]:
-    """The real SSE sequence for a text answer, in a few deltas."""
-    start = message(model, [], "", {**usage, "output_tokens": 1})
-    start["stop_reason"] = None
-    yield sse("message_start", {"type": "message_start", "message": start})
-    block = {"type": "text", "text": ""}
-    yield sse(
-        "content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}
-    )
-    yield sse("ping", {"type": "ping"})
-    for piece in ("The answer", " is", " 42."):
-        delta = {"type": "text_delta", "text": piece}
-        yield sse(
-            "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}
-        )
-    yield sse("content_block_stop", {"type": "content_block_stop", "index": 0})
-    stop = {"stop_reason": "end_turn", "stop_sequence": None}
-    yield sse(
-        "message_delta",
-        {
-            "type": "message_delta",
-            "delta": stop,
-            "usage": {"output_tokens": usage["output_tokens"]},
-        },
-    )
-    yield sse("message_stop", {"type": "message_stop"})
+def answer_events(model: str, usage: dict[str, int]) -> list[dict[str, Any]]:
+    """The real event sequence of the text answer, `ANSWER` in `PIECES`."""
+    answer = message(model, [{"type": "text", "text": ANSWER}], "end_turn", usage)
+    return stream_events(answer, {"output_tokens": usage["output_tokens"]}, lambda _: PIECES)
+
+
+def stream_events(
+    answer: dict[str, Any],
+    final_usage: dict[str, Any],
+    pieces: Callable[[str], Sequence[str]] | None = None,
+) -> list[dict[str, Any]]:
+    """The real event sequence of a whole Messages answer: `message_start` (no content, one
+    output token), each block started (a ping after the first), its text in deltas (its
+    `pieces`, two halves unless told) or its input as JSON pieces (an empty one first), and
+    stopped; then `message_delta` with the stop reason and the cumulative `final_usage`, and
+    `message_stop`."""
+    pieces = pieces or halves
+    start = {**answer, "content": [], "stop_reason": None}
+    start["usage"] = {**answer["usage"], "output_tokens": 1}
+    events: list[dict[str, Any]] = [{"type": "message_start", "message": start}]
+    for index, block in enumerate(answer["content"]):
+        if block["type"] == "text":
+            opening = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": part} for part in pieces(block["text"])]
+        else:
+            opening, raw = {**block, "input": {}}, json.dumps(block["input"])
+            parts = ["", *halves(raw)]
+            deltas = [{"type": "input_json_delta", "partial_json": part} for part in parts]
+        events.append({"type": "content_block_start", "index": index, "content_block": opening})
+        if index == 0:
+            events.append({"type": "ping"})
+        events += [{"type": "content_block_delta", "index": index, "delta": d} for d in deltas]
+        events.append({"type": "content_block_stop", "index": index})
+    delta = {"stop_reason": answer["stop_reason"], "stop_sequence": None}
+    events.append({"type": "message_delta", "delta": delta, "usage": final_usage})
+    return [*events, {"type": "message_stop"}]
+
+
+def halves(text: str) -> list[str]:
+    """Text in two deltas, as a stream splits it."""
+    middle = len(text) // 2
+    return [text[:middle], text[middle:]]
+
+
+async def sse_stream(events: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+    """Events as the API's server-sent events."""
+    for event in events:
+        yield sse(event["type"], event)
 
 
 def sse(event: str, data: dict[str, Any]) -> bytes:
@@ -201,10 +230,11 @@ def retrieving_answer(body: dict[str, Any], usage: dict[str, int]) -> Response:
         return rate_limited()
     content = anthropic_content(decide(body["model"], view), view.calls)
     stop = "tool_use" if any(block["type"] == "tool_use" for block in content) else "end_turn"
+    answer = message(body["model"], content, stop, usage)
     if body.get("stream"):
-        stream = content_events(body["model"], content, stop, usage)
+        stream = sse_stream(stream_events(answer, answer["usage"]))
         return StreamingResponse(stream, media_type="text/event-stream", headers=REQUEST_ID)
-    return JSONResponse(message(body["model"], content, stop, usage), headers=REQUEST_ID)
+    return JSONResponse(answer, headers=REQUEST_ID)
 
 
 def retrieved(body: dict[str, Any]) -> bool:
@@ -249,41 +279,3 @@ def anthropic_content(decision: Decision, calls: int) -> list[dict[str, Any]]:
             {"type": "tool_use", "id": f"toolu_{number:04d}", "name": name, "input": arguments}
         )
     return content
-
-
-async def content_events(
-    model: str, content: list[dict[str, Any]], stop: str, usage: dict[str, int]
-) -> AsyncIterator[bytes]:
-    """The real SSE sequence for any content: text in deltas, a tool's input as JSON pieces,
-    a ping after the first block starts, and cumulative usage on `message_delta`."""
-    start = message(model, [], "", {**usage, "output_tokens": 1})
-    start["stop_reason"] = None
-    yield sse("message_start", {"type": "message_start", "message": start})
-    for index, block in enumerate(content):
-        opening: dict[str, Any]
-        if block["type"] == "text":
-            opening, half = {"type": "text", "text": ""}, len(block["text"]) // 2
-            deltas = [
-                {"type": "text_delta", "text": p}
-                for p in (block["text"][:half], block["text"][half:])
-            ]
-        else:
-            opening, raw = {**block, "input": {}}, json.dumps(block["input"])
-            pieces = ("", raw[: len(raw) // 2], raw[len(raw) // 2 :])
-            deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces]
-        yield sse(
-            "content_block_start",
-            {"type": "content_block_start", "index": index, "content_block": opening},
-        )
-        if index == 0:
-            yield sse("ping", {"type": "ping"})
-        for delta in deltas:
-            yield sse(
-                "content_block_delta",
-                {"type": "content_block_delta", "index": index, "delta": delta},
-            )
-        yield sse("content_block_stop", {"type": "content_block_stop", "index": index})
-    final = {**message(model, [], stop, usage)["usage"]}
-    delta = {"stop_reason": stop, "stop_sequence": None}
-    yield sse("message_delta", {"type": "message_delta", "delta": delta, "usage": final})
-    yield sse("message_stop", {"type": "message_stop"})

@@ -37,11 +37,14 @@ from starlette.routing import Route
 
 from tests.proxy.fake_anthropic import (
     ANSWER,
+    Received,
     answer_content,
+    answer_events,
     anthropic_content,
     anthropic_view,
     message,
     retrieved,
+    stream_events,
 )
 from tests.proxy.retrieving_model import LIMITED, RETRIEVING, decide
 
@@ -61,19 +64,6 @@ _AUTHORIZATION = re.compile(
     r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<scope>[^,]+), ?"
     r"SignedHeaders=(?P<signed>[^,]+), ?Signature=(?P<signature>[0-9a-f]{64})"
 )
-
-
-@dataclass
-class Received:
-    """One request as the fake saw it: the path as sent (still percent-encoded)."""
-
-    path: str
-    headers: dict[str, str]
-    raw: bytes
-
-    @property
-    def body(self) -> Any:
-        return json.loads(self.raw)
 
 
 @dataclass
@@ -107,7 +97,7 @@ class FakeBedrock:
 
     async def _receive(self, request: Request) -> tuple[bytes, Response | None]:
         raw = await request.body()
-        path = request.scope["raw_path"].decode("latin-1")
+        path = request.scope["raw_path"].decode("latin-1")  # as sent: still percent-encoded
         self.received.append(Received(path, dict(request.headers), raw))
         return raw, signature_error(request, raw, self.session_token)
 
@@ -276,33 +266,8 @@ def llama(raw: bytes) -> Response:
 
 
 def anthropic_events(model: str, usage: dict[str, int]) -> list[dict[str, Any]]:
-    """The Anthropic events of a streamed text answer, as Bedrock sends them (no pings; the
-    last carries Bedrock's invocation metrics)."""
-    start = message(model, [], "", {**usage, "output_tokens": 1})
-    start["stop_reason"] = None
-    events: list[dict[str, Any]] = [
-        {"type": "message_start", "message": start},
-        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-    ]
-    for piece in ("The answer", " is", " 42."):
-        delta = {"type": "text_delta", "text": piece}
-        events.append({"type": "content_block_delta", "index": 0, "delta": delta})
-    metrics = {
-        "inputTokenCount": usage["input_tokens"],
-        "outputTokenCount": usage["output_tokens"],
-        "invocationLatency": 312,
-        "firstByteLatency": 104,
-    }
-    return [
-        *events,
-        {"type": "content_block_stop", "index": 0},
-        {
-            "type": "message_delta",
-            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-            "usage": {"output_tokens": usage["output_tokens"]},
-        },
-        {"type": "message_stop", "amazon-bedrock-invocationMetrics": metrics},
-    ]
+    """The Anthropic events of a streamed text answer, as Bedrock sends them."""
+    return as_bedrock(answer_events(model, usage), usage)
 
 
 def chunk(event: dict[str, Any]) -> bytes:
@@ -338,34 +303,19 @@ def event_message(headers: dict[str, str], payload: bytes) -> bytes:
 def content_events(
     model: str, content: list[dict[str, Any]], stop: str, usage: dict[str, int]
 ) -> list[dict[str, Any]]:
-    """The Anthropic events of a streamed answer with any content, as Bedrock sends them:
-    text in two deltas, a tool's input as JSON pieces, no pings, invocation metrics last."""
-    start = message(model, [], "", {**usage, "output_tokens": 1})
-    start["stop_reason"] = None
-    events: list[dict[str, Any]] = [{"type": "message_start", "message": start}]
-    for index, block in enumerate(content):
-        opening: dict[str, Any]
-        if block["type"] == "text":
-            opening, half = {"type": "text", "text": ""}, len(block["text"]) // 2
-            deltas = [{"type": "text_delta", "text": piece}
-                      for piece in (block["text"][:half], block["text"][half:])]  # fmt: skip
-        else:
-            opening, raw = {**block, "input": {}}, json.dumps(block["input"])
-            deltas = [{"type": "input_json_delta", "partial_json": piece}
-                      for piece in ("", raw[: len(raw) // 2], raw[len(raw) // 2 :])]  # fmt: skip
-        events.append({"type": "content_block_start", "index": index, "content_block": opening})
-        events += [{"type": "content_block_delta", "index": index, "delta": d} for d in deltas]
-        events.append({"type": "content_block_stop", "index": index})
+    """The Anthropic events of a streamed answer with any content, as Bedrock sends them."""
+    closing = {"output_tokens": usage["output_tokens"]}
+    return as_bedrock(stream_events(message(model, content, stop, usage), closing), usage)
+
+
+def as_bedrock(events: list[dict[str, Any]], usage: dict[str, int]) -> list[dict[str, Any]]:
+    """Anthropic's events as Bedrock sends them: no pings, and its invocation metrics on the
+    last."""
+    events = [event for event in events if event["type"] != "ping"]
     metrics = {
         "inputTokenCount": usage["input_tokens"],
         "outputTokenCount": usage["output_tokens"],
         "invocationLatency": 312,
         "firstByteLatency": 104,
     }
-    delta = {"stop_reason": stop, "stop_sequence": None}
-    closing = {"output_tokens": usage["output_tokens"]}
-    return [
-        *events,
-        {"type": "message_delta", "delta": delta, "usage": closing},
-        {"type": "message_stop", "amazon-bedrock-invocationMetrics": metrics},
-    ]
+    return [*events[:-1], {**events[-1], "amazon-bedrock-invocationMetrics": metrics}]

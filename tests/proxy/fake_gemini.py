@@ -27,12 +27,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.proxy.fake_anthropic import Received
-from tests.proxy.retrieving_model import RETRIEVE, RETRIEVING, Decision, Result, View, decide
+from tests.proxy.fake_anthropic import Received, halves
+from tests.proxy.retrieving_model import (
+    ANSWER,
+    PIECES,
+    RETRIEVE,
+    RETRIEVING,
+    TOOLS,
+    Decision,
+    Result,
+    View,
+    decide,
+)
 
-ANSWER = "The answer is 42."
-PIECES = ("The answer", " is", " 42.")
-TOOLS = ("json", "email", "http")
 MIN_CACHED = 1024
 JSON_TYPE = "application/json; charset=UTF-8"
 HEADERS = {"vary": "Origin, X-Origin, Referer", "x-content-type-options": "nosniff"}
@@ -326,8 +333,7 @@ def retrieving_chunks(
     chunks = []
     for part in parts:
         if "text" in part:
-            text = part["text"]
-            for piece in (text[: len(text) // 2], text[len(text) // 2 :]):
+            for piece in halves(part["text"]):
                 chunks.append(response(model, [{"text": piece}], prompt_only, None))
     calls = [part for part in parts if "functionCall" in part]
     chunks.append(response(model, calls or [{"text": ""}], usage, "STOP"))

@@ -15,13 +15,14 @@ naming `previous_response_id` continues that conversation (an unknown id is a 40
 `tools` answers a `function_call` until the conversation holds two function call outputs.
 A `retrieve-` model keeps each response's whole conversation, answers a conversation with a
 function call left without its output with the API's 400, and gives each output item an id
-of its own (a stream sends each text in two deltas and each call's arguments in two).
+of its own (a stream sends each text in two deltas and each call's arguments in two). The
+Responses API's shapes are in tests/proxy/fake_responses.py.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,28 +31,36 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.proxy.fake_anthropic import Received, result_text
-from tests.proxy.retrieving_model import RETRIEVE, RETRIEVING, Decision, Result, View, decide
-from tests.proxy.retrieving_responses import (
+from tests.proxy.fake_anthropic import Received, Recording, halves, result_text
+from tests.proxy.fake_responses import (
+    CREATED,
+    response_events,
+    response_item,
+    response_object,
     response_output,
+    response_usage,
     responses_view,
-    split_item_events,
     unanswered,
 )
+from tests.proxy.retrieving_model import (
+    ANSWER,
+    PIECES,
+    RETRIEVE,
+    RETRIEVING,
+    TOOLS,
+    Decision,
+    Result,
+    View,
+    decide,
+)
 
-ANSWER = "The answer is 42."
-PIECES = ("The answer", " is", " 42.")
-TOOLS = ("json", "email", "http")
-CREATED = 1_767_225_600
 REQUEST_ID = {"x-request-id": "req_fakeopenai0001"}
-ItemEvents = Callable[[int, dict[str, Any]], list[tuple[str, dict[str, Any]]]]
 
 
 @dataclass
-class FakeOpenAI:
+class FakeOpenAI(Recording):
     """The fake API and what it has received."""
 
-    received: list[Received] = field(default_factory=list)
     stored: dict[str, tuple[int, int]] = field(default_factory=dict)
     """Each response's id -> (function call outputs, tokens) of its conversation so far."""
     conversations: dict[str, list[Any]] = field(default_factory=dict)
@@ -67,18 +76,10 @@ class FakeOpenAI:
             ]
         )
 
-    async def livez(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
     async def models(self, request: Request) -> Response:
         self.received.append(Received(request.url.path, dict(request.headers), b""))
         model = {"id": "gpt-4o", "object": "model", "created": CREATED, "owned_by": "openai"}
         return JSONResponse({"object": "list", "data": [model]}, headers=REQUEST_ID)
-
-    async def _record(self, request: Request) -> Any:
-        raw = await request.body()
-        self.received.append(Received(request.url.path, dict(request.headers), raw))
-        return json.loads(raw)
 
     async def responses(self, request: Request) -> Response:
         body = await self._record(request)
@@ -121,7 +122,7 @@ class FakeOpenAI:
         tokens = len(json.dumps([body.get("instructions"), given, body.get("tools")])) // 4
         answer = response_object(body, response_id, output, response_usage(tokens))
         if body.get("stream"):
-            events = response_events(answer, split_item_events)
+            events = response_events(answer, halves)
             return StreamingResponse(events, media_type="text/event-stream", headers=REQUEST_ID)
         return JSONResponse(answer, headers=REQUEST_ID)
 
@@ -226,119 +227,6 @@ def previous_not_found(response_id: str) -> Response:
     return JSONResponse({"error": error}, status_code=400, headers=REQUEST_ID)
 
 
-def response_item(body: dict[str, Any], results: int) -> dict[str, Any]:
-    """A function call while the conversation (stored responses included) has fewer than two
-    function call outputs and the request carries tools, then a text message."""
-    if body.get("tools") and results < 2:
-        arguments = json.dumps({"command": f"grep -rn def {TOOLS[results]}"})
-        return {
-            "type": "function_call",
-            "id": f"fc_fake{results + 1:04d}",
-            "call_id": f"call_{results + 1:04d}",
-            "name": "shell",
-            "arguments": arguments,
-            "status": "completed",
-        }
-    text = {"type": "output_text", "annotations": [], "logprobs": [], "text": ANSWER}
-    return {
-        "type": "message",
-        "id": "msg_fake0001",
-        "status": "completed",
-        "role": "assistant",
-        "content": [text],
-    }
-
-
-def response_usage(tokens: int) -> dict[str, Any]:
-    return {
-        "input_tokens": tokens,
-        "input_tokens_details": {"cached_tokens": 0},
-        "output_tokens": 7,
-        "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": tokens + 7,
-    }
-
-
-def response_object(
-    body: dict[str, Any], response_id: str, output: list[Any], usage: dict[str, Any]
-) -> dict[str, Any]:
-    """A completed Response as the API returns it."""
-    return {
-        "id": response_id,
-        "object": "response",
-        "created_at": CREATED,
-        "status": "completed",
-        "error": None,
-        "incomplete_details": None,
-        "instructions": body.get("instructions"),
-        "max_output_tokens": body.get("max_output_tokens"),
-        "model": body["model"],
-        "output": output,
-        "parallel_tool_calls": True,
-        "previous_response_id": body.get("previous_response_id"),
-        "reasoning": {"effort": None, "summary": None},
-        "store": body.get("store", True),
-        "temperature": 1.0,
-        "text": {"format": {"type": "text"}},
-        "tool_choice": "auto",
-        "tools": body.get("tools", []),
-        "top_p": 1.0,
-        "truncation": "disabled",
-        "usage": usage,
-        "user": None,
-        "metadata": {},
-    }
-
-
-async def response_events(
-    answer: dict[str, Any], events_of: ItemEvents | None = None
-) -> AsyncIterator[bytes]:
-    """The real event sequence of a streamed Response: created, in_progress, each output
-    item's events (`item_events`, or `events_of`), completed (whose response carries the
-    usage); no `[DONE]`."""
-    events_of = events_of or item_events
-    pending = {**answer, "status": "in_progress", "output": [], "usage": None}
-    events: list[tuple[str, dict[str, Any]]] = [
-        ("response.created", {"response": pending}),
-        ("response.in_progress", {"response": pending}),
-    ]
-    for index, item in enumerate(answer["output"]):
-        events += events_of(index, item)
-    events.append(("response.completed", {"response": answer}))
-    for number, (name, data) in enumerate(events):
-        event = {"type": name, "sequence_number": number, **data}
-        yield f"event: {name}\ndata: {json.dumps(event)}\n\n".encode()
-
-
-def item_events(index: int, item: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """output_item.added, the item's content or arguments in pieces, output_item.done."""
-    where = {"item_id": item["id"], "output_index": index}
-    if item["type"] == "function_call":
-        started = {**item, "status": "in_progress", "arguments": ""}
-        arguments = item["arguments"]
-        middle = [
-            ("response.function_call_arguments.delta", {**where, "delta": arguments}),
-            ("response.function_call_arguments.done", {**where, "arguments": arguments}),
-        ]
-    else:
-        started = {**item, "status": "in_progress", "content": []}
-        middle = []
-        for number, part in enumerate(item["content"]):
-            at = {**where, "content_index": number}
-            middle.append(("response.content_part.added", {**at, "part": {**part, "text": ""}}))
-            middle += [
-                ("response.output_text.delta", {**at, "delta": piece, "logprobs": []})
-                for piece in PIECES
-            ]
-            middle.append(
-                ("response.output_text.done", {**at, "text": part["text"], "logprobs": []})
-            )
-            middle.append(("response.content_part.done", {**at, "part": part}))
-    added = ("response.output_item.added", {"output_index": index, "item": started})
-    done = ("response.output_item.done", {"output_index": index, "item": item})
-    return [added, *middle, done]
-
-
 def retrieving_answer(body: dict[str, Any], usage: dict[str, Any], answer_id: str) -> Response:
     """The `retrieve-` model's answer, JSON or streamed."""
     view = openai_view(body)
@@ -415,7 +303,7 @@ async def message_chunks(
     }
     deltas: list[dict[str, Any]] = [opening]
     if text:
-        deltas += [{"content": text[: len(text) // 2]}, {"content": text[len(text) // 2 :]}]
+        deltas += [{"content": piece} for piece in halves(text)]
     for index, call in enumerate(calls):
         name = {"name": call["function"]["name"], "arguments": ""}
         first = {
@@ -426,7 +314,7 @@ async def message_chunks(
         else:
             deltas.append(first)
         raw = call["function"]["arguments"]
-        for piece in (raw[: len(raw) // 2], raw[len(raw) // 2 :]):
+        for piece in halves(raw):
             deltas.append({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
     pieces: list[tuple[dict[str, Any], str | None]] = [(d, None) for d in deltas] + [({}, finish)]
     for delta, reason in pieces:

@@ -2,7 +2,7 @@
 in front of them, one session per test, and agent loops driven by the real SDKs.
 
 The fakes' `retrieve-` models (tests/proxy/retrieving_model.py) call the tool when a tool
-result carries a marker.
+result carries a marker. Tests get the rig from the `rig` fixture (tests/proxy/conftest.py).
 """
 
 from __future__ import annotations

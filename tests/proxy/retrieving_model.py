@@ -30,6 +30,8 @@ RETRIEVE = "headroom_retrieve"
 LIMITED = "retrieve-limited"
 HANGING = "retrieve-hanging"
 ANSWER = "The answer is 42."
+PIECES = ("The answer", " is", " 42.")
+"""`ANSWER` as the fakes stream it."""
 UNKNOWN_KEY = "0000000000000000"
 LOOKING = "Let me read the original."
 TOOLS = ("json", "email", "http")

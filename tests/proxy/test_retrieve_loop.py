@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -22,7 +21,6 @@ from tests.proxy.fake_anthropic import Received
 from tests.proxy.retrieve_rig import (
     QUESTIONS,
     Rig,
-    Servers,
     assert_prefixes_stable,
     claude_session,
     claude_turn,
@@ -31,8 +29,6 @@ from tests.proxy.retrieve_rig import (
     gpt_tool_conversation,
     gpt_turn,
     result_text,
-    rig_for,
-    running,
     texts,
     tool_conversation,
     tools_bytes,
@@ -40,18 +36,6 @@ from tests.proxy.retrieve_rig import (
 from tests.proxy.retrieving_model import HANGING, LOOKING, RETRIEVE, UNKNOWN_KEY
 from tests.proxy.test_anthropic import TOOL, grep_def
 from tests.proxy.test_openai import TOOL as OPENAI_BASH
-
-
-@pytest.fixture(scope="module")
-def servers() -> Iterator[Servers]:
-    with running() as servers:
-        yield servers
-
-
-@pytest.fixture
-def rig(servers: Servers, request: pytest.FixtureRequest) -> Iterator[Rig]:
-    with rig_for(servers, request.node.name) as rig:
-        yield rig
 
 
 @pytest.mark.integration

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -22,18 +22,15 @@ from headroom.proxy.openai import OPENAI_RESPONSES
 from headroom.proxy.retrieve_responses import ResponsesStream
 from headroom.proxy.retrieve_tool import RESPONSES_TOOL
 from headroom.proxy.sse import events
-from tests.proxy.fake_openai import response_events, response_object, response_usage
+from tests.proxy.fake_anthropic import halves
+from tests.proxy.fake_responses import response_events, response_object, response_usage
 from tests.proxy.retrieve_rig import (
     QUESTIONS,
     Rig,
-    Servers,
     elided_line,
-    rig_for,
     run_tool,
-    running,
 )
 from tests.proxy.retrieving_model import LOOKING, RETRIEVE
-from tests.proxy.retrieving_responses import split_item_events
 from tests.proxy.test_anthropic import grep_def
 
 pytestmark = pytest.mark.integration
@@ -44,18 +41,6 @@ SHELL = {
     "description": "Run a shell command",
     "parameters": {"type": "object", "properties": {"command": {"type": "string"}}},
 }
-
-
-@pytest.fixture(scope="module")
-def servers() -> Iterator[Servers]:
-    with running() as servers:
-        yield servers
-
-
-@pytest.fixture
-def rig(servers: Servers, request: pytest.FixtureRequest) -> Iterator[Rig]:
-    with rig_for(servers, request.node.name) as rig:
-        yield rig
 
 
 def turn(rig: Rig, model: str, stream: bool, **request: Any) -> Any:
@@ -256,7 +241,7 @@ def test_a_stream_without_a_retrieve_call_passes_as_it_came() -> None:
     answer = response_object({"model": "m"}, "resp_1", [item], response_usage(3))
 
     async def upstream() -> bytes:
-        return b"".join([chunk async for chunk in response_events(answer, split_item_events)])
+        return b"".join([chunk async for chunk in response_events(answer, halves)])
 
     raw = asyncio.run(upstream())
     assert relayed(ResponsesStream(), raw) == raw

@@ -9,7 +9,6 @@ retrieve_rig.py).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,15 +17,12 @@ from headroom.conversation.prefix import without_cache_control
 from headroom.proxy.retrieve_loop import MAX_ROUNDS
 from tests.proxy.retrieve_rig import (
     Rig,
-    Servers,
     assert_prefixes_stable,
     claude_turn,
     elided_line,
     gpt_tool_conversation,
     gpt_turn,
     result_text,
-    rig_for,
-    running,
     texts,
     tool_conversation,
 )
@@ -34,18 +30,6 @@ from tests.proxy.retrieving_model import LOOKING, RETRIEVE
 from tests.proxy.test_anthropic import grep_def
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def servers() -> Iterator[Servers]:
-    with running() as servers:
-        yield servers
-
-
-@pytest.fixture
-def rig(servers: Servers, request: pytest.FixtureRequest) -> Iterator[Rig]:
-    with rig_for(servers, request.node.name) as rig:
-        yield rig
 
 
 def test_retrieve_beside_a_client_call_is_answered_and_spliced_into_the_next_turn(
