@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from headroom import tokens
 from headroom.config import Settings
-from headroom.conversation import breakpoints, prefix
+from headroom.conversation import breakpoints, prefix, request
 from headroom.conversation.accounts import load_ledger
 from headroom.conversation.live_zone import origin
 from headroom.conversation.request import account, prepare
@@ -281,3 +284,23 @@ def test_openai_tool_messages_with_list_content_keep_their_stubs() -> None:
     for before, after in itertools.pairwise(forwarded[trimmed[-1] :]):
         sent = len(before.body["messages"])
         assert canonical(after.body["messages"][:sent]) == canonical(before.body["messages"])
+
+
+JSON_TEXT = st.text(
+    alphabet=st.sampled_from([*"ab Z9_.,:;'\"!?-()[]{}\\/\n\t ", "é", "世", "🎉", "\u200b"]),
+    max_size=40,
+)
+MESSAGE = st.fixed_dictionaries(
+    {"role": st.sampled_from(["user", "assistant"]), "content": JSON_TEXT},
+    optional={"n": st.integers(-5, 10**6), "parts": st.lists(JSON_TEXT, max_size=3)},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(MESSAGE, max_size=6))
+def test_the_budget_estimate_counts_exactly_what_the_whole_json_counts(
+    messages: list[dict[str, Any]],
+) -> None:
+    items = [json.dumps(message) for message in messages]
+    whole = tokens.count(json.dumps(messages, ensure_ascii=False))
+    assert request._json_tokens(messages, items) == whole
