@@ -9,6 +9,8 @@ The store is opened once per process from the settings (the SQLite file by defau
 from __future__ import annotations
 
 import re
+import re._constants as sre_constants  # type: ignore[import-not-found]  # to vet a pattern
+import re._parser as sre_parser  # type: ignore[import-not-found]
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -154,11 +156,37 @@ def grep_lines(text: str, pattern: str, first: int = 1) -> str:
         compiled = re.compile(pattern)
     except re.error as exc:
         raise ConfigError(f"grep={pattern!r} is not a valid regular expression: {exc}") from None
+    if _nests_unbounded_repeats(sre_parser.parse(pattern), inside=False):
+        # Python's re has no timeout: a pattern like (a+)+ can backtrack for hours on one line,
+        # and the model writes these patterns.
+        raise ConfigError(
+            f"grep={pattern!r} repeats a repeat (like (a+)+), which can run for hours; "
+            "write it without the outer repeat, e.g. a+ or (ab)+"
+        )
     return "\n".join(
         f"{number}:{line}"
         for number, line in enumerate(text.split("\n"), first)
         if compiled.search(line)
     )
+
+
+_REPEATS = (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT)
+
+
+def _nests_unbounded_repeats(items: Any, inside: bool) -> bool:
+    """Whether a parsed pattern has an unbounded repeat within an unbounded repeat."""
+    for op, argument in items:
+        if op in _REPEATS:
+            _, most, sub = argument
+            unbounded = most == sre_constants.MAXREPEAT
+            if (unbounded and inside) or _nests_unbounded_repeats(sub, inside or unbounded):
+                return True
+            continue
+        for part in argument if isinstance(argument, tuple) else ():
+            for sub in part if isinstance(part, list) else [part]:  # a branch lists its arms
+                if isinstance(sub, sre_parser.SubPattern) and _nests_unbounded_repeats(sub, inside):
+                    return True
+    return False
 
 
 def _count_messages(messages: Sequence[Any], model: str | None) -> int:

@@ -13,7 +13,8 @@ import pytest
 
 import headroom
 from headroom import compress, markers, retrieve
-from headroom.errors import InvalidMessagesError
+from headroom.api import grep_lines
+from headroom.errors import ConfigError, InvalidMessagesError
 
 
 def conversation(
@@ -226,3 +227,14 @@ def test_conversations_with_the_same_opening_do_not_replay_each_others_decisions
     result = compress(edited)
     assert result.messages[4]["content"][0]["content"] == numbered
     assert result.transforms[-1].skipped == "read of a file the session edited"
+
+
+@pytest.mark.parametrize("pattern", [r"(a+)+$", r"(\w+\s?)*$", r"(a|b(c*))+", r"x(?=(a+)+)"])
+def test_a_grep_that_repeats_a_repeat_is_refused_before_it_can_hang(pattern: str) -> None:
+    with pytest.raises(ConfigError, match="repeats a repeat"):
+        grep_lines("a" * 40 + "!", pattern)
+
+
+@pytest.mark.parametrize("pattern", [r"ERROR|FAIL", r"(ab)+", r"\d+:\d+", r"(?:(?:a+))", r"a{2,}b"])
+def test_ordinary_grep_patterns_are_accepted(pattern: str) -> None:
+    assert grep_lines("ab\nERROR 12:30\naab", pattern) is not None
