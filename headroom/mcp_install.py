@@ -137,7 +137,7 @@ def _uninstall_json(path: Path) -> str:
     if data:
         _write(path, _json_text(data, original))
     else:
-        path.unlink()
+        _remove(path)
     return "removed"
 
 
@@ -224,7 +224,7 @@ def _uninstall_toml(path: Path) -> str:
     if text.strip():
         _write(path, text)
     else:
-        path.unlink()
+        _remove(path)
     return "removed"
 
 
@@ -289,6 +289,14 @@ def _read(path: Path) -> str | None:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
+
+
+def _remove(path: Path) -> None:
+    """Deletes the file left empty (the target of a symlink: the link stays, as it was)."""
+    try:
+        path.resolve().unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot remove {path}: {exc}") from None
 
 
 def _write(path: Path, text: str) -> None:

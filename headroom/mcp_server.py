@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import threading
 from collections.abc import Callable
@@ -54,8 +55,8 @@ MAX_BYTES = 32 << 20
 """The most a file read or a command's output may hold; beyond it the tools refuse or cut."""
 BINARY_SNIFF = 8192
 """Leading bytes searched for a NUL, the sign of a binary file (as git and grep do)."""
-KILL_GRACE = 5.0
-"""Seconds to wait for a killed command's output pipe to close."""
+PIPE_GRACE = 1.0
+"""Seconds to wait for the output pipe to close once the shell has ended or been killed."""
 
 INSTRUCTIONS = (
     "headroom returns large file reads and command outputs compressed, with every original kept. "
@@ -188,15 +189,22 @@ def _read(args: dict[str, Any], store: Store, settings: Settings) -> Reply:
 def _text_of(path: Path) -> str:
     """The file's text (undecodable bytes replaced); ConfigError says why it cannot be read."""
     try:
-        if path.is_dir():
-            raise ConfigError(f"{path} is a directory; list it with headroom_run (ls {path})")
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise ConfigError(
-                f"{path} is {size:,} bytes, over the {MAX_BYTES:,} headroom_read reads; "
-                f"read part of it with headroom_run (e.g. sed -n '1,200p' {path})"
-            )
-        data = path.read_bytes()
+        # Non-blocking, so opening a FIFO does not wait for a writer; a device or FIFO is
+        # refused before any read, as /dev/zero would fill memory and a FIFO never end.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            mode = os.fstat(descriptor).st_mode
+            if stat.S_ISDIR(mode):
+                raise ConfigError(f"{path} is a directory; list it with headroom_run (ls {path})")
+            if not stat.S_ISREG(mode):
+                raise ConfigError(
+                    f"{path} is not a regular file (a device, FIFO or socket); headroom_read "
+                    f"reads files. Read from it with headroom_run (e.g. head -c 4096 {path})"
+                )
+            with open(descriptor, "rb", closefd=False) as file:
+                data = file.read(MAX_BYTES + 1)  # bounded: a size from stat may be stale or 0
+        finally:
+            os.close(descriptor)
     except FileNotFoundError:
         raise ConfigError(
             f"no file at {path} (relative paths start in {Path.cwd()}); check the path"
@@ -205,6 +213,11 @@ def _text_of(path: Path) -> str:
         raise ConfigError(f"permission denied reading {path}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > MAX_BYTES:
+        raise ConfigError(
+            f"{path} is over the {MAX_BYTES:,} bytes headroom_read reads; "
+            f"read part of it with headroom_run (e.g. sed -n '1,200p' {path})"
+        )
     if b"\0" in data[:BINARY_SNIFF]:
         raise ConfigError(
             f"{path} is a binary file ({len(data):,} bytes); headroom_read reads text. "
@@ -231,24 +244,55 @@ def _run(args: dict[str, Any], store: Store, settings: Settings) -> Reply:
     cwd = Path(args.get("cwd") or Path.cwd()).expanduser()
     if not cwd.is_dir():
         raise ConfigError(f"cwd {cwd} is not a directory; give an existing one")
-    output, code, timed_out = _execute(command, cwd, timeout)
-    body = output.decode("utf-8", errors="replace").rstrip("\n")
+    capture, code, timed_out = _execute(command, cwd, timeout)
+    body = b"".join(capture.chunks).decode("utf-8", errors="replace").rstrip("\n")
     shown = _compressed(Request(body, Hints(command=command)), store, settings) if body else ""
+    notes = []
+    if capture.seen > MAX_BYTES:
+        notes.append(
+            f"[output cut: the command printed {capture.seen:,} bytes; the first {MAX_BYTES:,} "
+            "are shown. Redirect it to a file and search that instead]"
+        )
+    if capture.open:
+        notes.append(
+            "[background processes it started still hold its output; what they print "
+            "from now on is not shown: redirect their output to a file to keep it]"
+        )
     if timed_out:
-        status = (
+        notes.append(
             f"[timed out after {timeout:g} s: the command's process group was killed; "
             f"give a larger timeout (at most {MAX_TIMEOUT:.0f}) or run it in the background]"
         )
     elif code < 0:
-        status = f"[killed by signal {-code}]"
+        notes.append(f"[killed by signal {-code}]")
     else:
-        status = f"[exit code {code}]"
-    return Reply(f"{shown or '(no output)'}\n{status}", error=timed_out)
+        notes.append(f"[exit code {code}]")
+    return Reply("\n".join([shown or "(no output)", *notes]), error=timed_out)
 
 
-def _execute(command: str, cwd: Path, timeout: float) -> tuple[bytes, int, bool]:
-    """Runs command in a shell of its own process group: its merged output (the first
-    MAX_BYTES of it), its exit code and whether it timed out and was killed."""
+class _Capture:
+    """A command's merged output as read from its pipe: the first MAX_BYTES of it, how many
+    bytes came in all, and whether the pipe was still open when the call returned."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.seen = 0
+        self.open = True
+
+    def drain(self, pipe: Any) -> None:
+        """Reads the pipe to its end, keeping the first MAX_BYTES (the rest is read and
+        dropped, so the command is never blocked on a full pipe)."""
+        with pipe:
+            for chunk in iter(lambda: pipe.read1(1 << 16), b""):
+                if self.seen < MAX_BYTES:
+                    self.chunks.append(chunk[: MAX_BYTES - self.seen])
+                self.seen += len(chunk)
+        self.open = False
+
+
+def _execute(command: str, cwd: Path, timeout: float) -> tuple[_Capture, int, bool]:
+    """Runs command in a shell of its own process group: its output, its exit code and
+    whether it timed out and was killed."""
     shell = shutil.which("bash") or "/bin/sh"
     try:
         process = subprocess.Popen(
@@ -262,8 +306,8 @@ def _execute(command: str, cwd: Path, timeout: float) -> tuple[bytes, int, bool]
     except OSError as exc:
         raise ConfigError(f"could not start {shell}: {exc.strerror}") from None
     assert process.stdout is not None
-    chunks: list[bytes] = []
-    reader = threading.Thread(target=_drain, args=(process.stdout, chunks), daemon=True)
+    capture = _Capture()
+    reader = threading.Thread(target=capture.drain, args=(process.stdout,), daemon=True)
     reader.start()
     timed_out = False
     try:
@@ -273,20 +317,10 @@ def _execute(command: str, cwd: Path, timeout: float) -> tuple[bytes, int, bool]
         with contextlib.suppress(ProcessLookupError):  # it may have ended just now
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    # A child that left the group may hold the pipe open: its output is not waited for.
-    reader.join(KILL_GRACE if timed_out else None)
-    return b"".join(chunks), process.returncode, timed_out
-
-
-def _drain(pipe: Any, chunks: list[bytes]) -> None:
-    """Reads the pipe to its end, keeping the first MAX_BYTES (the rest is read and dropped,
-    so the command is never blocked on a full pipe)."""
-    kept = 0
-    with pipe:
-        for chunk in iter(lambda: pipe.read1(1 << 16), b""):
-            if kept < MAX_BYTES:
-                chunks.append(chunk[: MAX_BYTES - kept])
-                kept += len(chunks[-1])
+    # Background children (`server &`) may hold the pipe open for as long as they run: once
+    # the shell has ended, their output is read for a moment, not waited for.
+    reader.join(PIPE_GRACE)
+    return capture, process.returncode, timed_out
 
 
 _KEY = re.compile(markers.KEY_PATTERN)

@@ -194,6 +194,21 @@ def test_a_symlinked_config_is_edited_through_its_link(tmp_path: Path) -> None:
     assert link.is_symlink() and dotfiles.read_text() == CURSOR_JSON
 
 
+@pytest.mark.parametrize("agent", ["claude", "codex", "cursor"])
+def test_uninstall_through_a_symlink_keeps_the_link_and_removes_what_install_wrote(
+    agent: str, tmp_path: Path
+) -> None:
+    dotfile = tmp_path / "dotfiles" / "config"
+    dotfile.parent.mkdir()
+    link = config_file(agent, tmp_path)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(dotfile)
+    install(agent, tmp_path, COMMAND)
+    assert entry(agent, dotfile)["command"] == COMMAND[0]
+    assert uninstall(agent, tmp_path).action == "removed"
+    assert link.is_symlink() and not dotfile.exists()
+
+
 def test_the_agents_own_variables_move_their_config() -> None:
     environ = {"CLAUDE_CONFIG_DIR": "/cfg/claude", "CODEX_HOME": "/cfg/codex"}
     home = Path("/home/ana")

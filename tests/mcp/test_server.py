@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -128,6 +130,31 @@ def test_a_timeout_kills_the_whole_process_group_and_says_so(
     child = Path(f"/proc/{pid_file.read_text().strip()}/status")
     # The killed grandchild is gone, or a zombie waiting for init to reap it.
     assert not child.exists() or "\nState:\tZ" in child.read_text()
+
+
+def test_a_background_child_holding_the_output_does_not_hold_the_call(
+    mcp_client: McpClient, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "child.pid"
+    command = f"echo started; sleep 30 & echo $! > {pid_file}"
+    began = time.monotonic()
+    shown = mcp_client.text("headroom_run", command=command, timeout=20)
+    took = time.monotonic() - began
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    assert took < 10
+    assert shown.startswith("started\n") and shown.endswith("\n[exit code 0]")
+    assert "background processes it started still hold its output" in shown
+
+
+def test_a_device_or_fifo_is_refused_without_reading_it(
+    mcp_client: McpClient, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for path in ("/dev/zero", str(fifo)):
+        result = mcp_client.call("headroom_read", path=path)
+        assert result.is_error
+        assert f"{path} is not a regular file" in text_of(result)
 
 
 @pytest.mark.parametrize(

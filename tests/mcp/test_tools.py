@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from headroom import mcp_server
 from headroom.config import Settings
 from headroom.mcp_server import Reply, call
 from headroom.store import MemoryStore
@@ -37,3 +40,11 @@ def test_an_empty_file_reads_as_empty(tmp_path: Path) -> None:
     (tmp_path / "empty.py").write_text("")
     reply = call("headroom_read", {"path": str(tmp_path / "empty.py")}, MemoryStore(), Settings())
     assert reply == Reply(f"{tmp_path / 'empty.py'} is empty")
+
+
+def test_output_past_the_cap_is_cut_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mcp_server, "MAX_BYTES", 1000)
+    reply = call("headroom_run", {"command": "seq 1 100000"}, MemoryStore(), Settings())
+    assert not reply.error
+    assert "588,895 bytes" in reply.text and "first 1,000" in reply.text
+    assert reply.text.endswith("[exit code 0]")
