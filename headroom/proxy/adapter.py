@@ -5,8 +5,9 @@ byte, and the turn is accounted after the client has the whole answer.
 What differs per provider (its upstream URL, error shape, where usage sits in an answer, how
 a client names its session) is a `Provider` value, defined beside each provider's own
 helpers (`anthropic.py`, `openai.py`). A body that is not a JSON object, or whose messages
-headroom cannot read, gets a 400 in the provider's error shape; any other headroom failure
-forwards the client's body as it came (fail open).
+headroom cannot read, gets a 400 in the provider's error shape; any other failure to
+compress (a headroom error, or a body nested deeper than it follows) forwards the client's
+body as it came (fail open).
 
 A provider with retrieve in the loop (`Provider.retrieve`, `retrieve_loop`) has the body
 planned before the conversation layer (remembered hidden exchanges spliced back, the
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,6 +38,8 @@ from headroom.proxy import upstream
 from headroom.proxy.admin import Metrics
 from headroom.proxy.retrieve_loop import Plan, Relay, RetrieveLoop
 from headroom.store.base import Store
+
+logger = logging.getLogger("headroom.proxy")
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,18 @@ class Provider:
 
 
 @dataclass(frozen=True)
+class _Rewrite:
+    """A conversation request as it goes upstream, and what its accounting needs."""
+
+    plan: Plan | None
+    prepared: Prepared
+    seen: dict[str, Any]
+    """The body as the conversation layer saw it (with the model its path names)."""
+    out: dict[str, Any]
+    forwarded: bytes
+
+
+@dataclass(frozen=True)
 class Adapter:
     """One provider's endpoints, bound to the upstream client, store and settings."""
 
@@ -82,51 +98,55 @@ class Adapter:
         deadline = time.monotonic() + timeout if timeout else None
         if request.headers.get("x-headroom-bypass", "").lower() == "true":
             return await self._send(request, raw)
-        invalid = self.provider.invalid_request
         try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            return self.provider.error(400, invalid, f"the request body is not JSON: {exc}")
-        if not isinstance(body, dict):
-            return self.provider.error(400, invalid, "the request body must be a JSON object")
-        named = self.provider.model_of(request) if self.provider.model_of else None
-        seen = {"model": named, **body} if named and "model" not in body else body
-        try:
-            plan, prepared = await run_in_threadpool(self._prepare, seen, request, deadline)
+            # Parsing and serialising a large body take as long as compressing it: off the loop.
+            rewrite = await run_in_threadpool(self._rewrite, raw, request, deadline)
         except InvalidMessagesError as exc:
-            return self.provider.error(400, invalid, str(exc))
-        except HeadroomError:
+            return self.provider.error(400, self.provider.invalid_request, str(exc))
+        except Exception as exc:  # any failure to compress forwards the client's bytes
+            if not isinstance(exc, HeadroomError):
+                logger.warning("compression failed, forwarding the body as it came: %r", exc)
             if self.metrics:
                 self.metrics.fail_open()
             return await self._send(request, raw)
-        self._count(prepared)
-        out = prepared.body
-        if seen is not body:
-            out = {name: value for name, value in out.items() if name != "model"}
-        # ASCII JSON: lone surrogates from the client's escapes stay escapes, never bad UTF-8.
-        forwarded = json.dumps(out).encode()
+        self._count(rewrite.prepared)
         if self.metrics:
-            self.metrics.transferred(len(raw), len(forwarded))
+            self.metrics.transferred(len(raw), len(rewrite.forwarded))
+        plan, prepared, seen = rewrite.plan, rewrite.prepared, rewrite.seen
 
         def finished(answer: bytes) -> None:
             self._account(plan.body if plan else seen, prepared, answer)
 
-        return await self._send(request, forwarded, finished, self._relay(plan, out))
+        relay = self._relay(plan, rewrite.out)
+        return await self._send(request, rewrite.forwarded, finished, relay)
 
     async def passthrough(self, request: Request) -> Response:
         """Any other path: the client's bytes upstream, the upstream's bytes back."""
         return await self._send(request, await request.body())
 
-    def _prepare(
-        self, body: dict[str, Any], request: Request, deadline: float | None
-    ) -> tuple[Plan | None, Prepared]:
+    def _rewrite(self, raw: bytes, request: Request, deadline: float | None) -> _Rewrite:
+        """The client's body parsed, through the conversation layer, and serialised again.
+        Raises InvalidMessagesError for a body that is not a JSON object."""
+        try:
+            body = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            raise InvalidMessagesError(f"the request body is not JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise InvalidMessagesError("the request body must be a JSON object")
+        named = self.provider.model_of(request) if self.provider.model_of else None
+        seen = {"model": named, **body} if named and "model" not in body else body
         session, compacts = self.provider.client_context(request)
         loop = self.provider.retrieve
-        plan = loop.plan(body, self.store, session) if loop is not None else None
-        return plan, prepare(
-            plan.body if plan else body, self.provider.name, self.store, self.settings,
+        plan = loop.plan(seen, self.store, session) if loop is not None else None
+        prepared = prepare(
+            plan.body if plan else seen, self.provider.name, self.store, self.settings,
             session=session, client_compacts=compacts, deadline=deadline,
         )  # fmt: skip
+        out = prepared.body
+        if seen is not body:
+            out = {name: value for name, value in out.items() if name != "model"}
+        # ASCII JSON: lone surrogates from the client's escapes stay escapes, never bad UTF-8.
+        return _Rewrite(plan, prepared, seen, out, json.dumps(out).encode())
 
     def _count(self, prepared: Prepared) -> None:
         """Fresh compressions, and a turn cut short by the compression deadline."""
@@ -163,5 +183,5 @@ class Adapter:
 
     def _account(self, body: Mapping[str, Any], prepared: Prepared, answer: bytes) -> None:
         # The ledger never stands between a client and its answer.
-        with contextlib.suppress(HeadroomError):
+        with contextlib.suppress(HeadroomError, RecursionError):
             account(self.store, body, prepared, self.provider.usage_of(answer))

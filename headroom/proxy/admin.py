@@ -139,6 +139,13 @@ def is_loopback(host: str | None) -> bool:
     return address.is_loopback
 
 
+def _names_loopback(host_header: str) -> bool:
+    """Whether a Host header names this machine's loopback (`localhost`, 127.x, [::1])."""
+    name = host_header.rsplit(":", 1)[0] if not host_header.endswith("]") else host_header
+    name = name.strip("[]").lower()
+    return name == "localhost" or name.endswith(".localhost") or is_loopback(name)
+
+
 def refusal(request: Request, token: str | None) -> Response | None:
     """The 403 for a client that may not use the admin endpoints; None when it may."""
     if token:
@@ -149,7 +156,13 @@ def refusal(request: Request, token: str | None) -> Response | None:
             return None
         return error(403, "forbidden", f"this endpoint needs the admin token: {TOKEN_HINT}.")
     if is_loopback(request.client.host if request.client else None):
-        return None
+        if _names_loopback(request.headers.get("host", "")):
+            return None
+        # A web page whose name was rebound to 127.0.0.1 reaches us from loopback too, but
+        # its requests carry its own name: refuse them, or any site could read the store.
+        return error(
+            403, "forbidden", "this endpoint answers requests addressed to a loopback name only"
+        )
     return error(
         403,
         "forbidden",

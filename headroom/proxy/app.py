@@ -147,13 +147,15 @@ def create_app(
         # The tokenizer loads on its first count (a quarter second): before serving, not
         # on a client's first request.
         await run_in_threadpool(tokens.count, "warm", None)
-        quiet = upstream.IncompleteAnswers()
+        quiet, hidden = upstream.IncompleteAnswers(), upstream.HiddenKeys()
         logging.getLogger("uvicorn.error").addFilter(quiet)
+        logging.getLogger("uvicorn.access").addFilter(hidden)
         try:
             async with client, bedrock.client:
                 yield
         finally:
             logging.getLogger("uvicorn.error").removeFilter(quiet)
+            logging.getLogger("uvicorn.access").removeFilter(hidden)
 
     routes = [
         Route("/livez", live, methods=["GET"]),

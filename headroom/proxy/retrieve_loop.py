@@ -250,7 +250,7 @@ class _Loop:
         relay: StreamRelay,
     ) -> Response:
         """The streamed answers' loop, relayed as the client reads it."""
-        headers = [(k, v) for k, v in first.headers.multi_items() if k not in _NOT_RELAYED]
+        headers = _relayed_headers(first.headers)
         chunks = _Chunks(self._events(first, framing, relay), first)
         return upstream.Relayed(
             httpx.Response(first.status_code, headers=headers, stream=chunks), finished
@@ -355,13 +355,21 @@ async def _read(response: httpx.Response) -> bytes:
         await response.aclose()
 
 
+def _relayed_headers(headers: httpx.Headers) -> list[tuple[bytes, bytes]]:
+    """The upstream's headers for a rewritten answer, as their bytes (not Latin-1 text)."""
+    return [
+        (name, value)
+        for name, value in headers.raw
+        if name.lower().decode("latin-1") not in _NOT_RELAYED
+    ]
+
+
 def _whole(answer: httpx.Response, content: bytes, finished: upstream.Finished | None) -> Response:
     """A whole answer with the upstream's status and headers (decoded: no content-encoding)."""
     task = BackgroundTask(finished, content) if finished is not None else None
     response = Response(content, status_code=answer.status_code, background=task)
     response.raw_headers = [
-        (name.encode("latin-1"), value.encode("latin-1"))
-        for name, value in answer.headers.multi_items()
-        if name not in _NOT_RELAYED
-    ] + [(b"content-length", str(len(content)).encode())]
+        *_relayed_headers(answer.headers),
+        (b"content-length", str(len(content)).encode()),
+    ]
     return response

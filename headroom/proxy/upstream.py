@@ -5,20 +5,23 @@ Auth headers cross untouched; hop-by-hop headers, `host`, `content-length` and e
 `x-headroom-*` header stop on the way up. A relayed answer keeps the upstream's status,
 end-to-end headers and bytes (compressed bytes stay compressed, with their
 `content-encoding`; a `content-length` stays true, so an answer the upstream cuts short
-looks the same to the client as it would going direct). A client that disconnects cancels
-the upstream call.
+looks the same to the client as it would going direct). Headers cross both ways as their
+bytes, repeats included: a value that is not ASCII (a file's UTF-8 name) is neither an error
+nor re-encoded. A client that disconnects cancels the upstream call.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 import httpx
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -38,6 +41,7 @@ HOP_BY_HOP = frozenset(
 )
 _NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "accept-encoding"}
 _NOT_RELAYED = HOP_BY_HOP
+_QUERY_KEY = re.compile(r"([?&]key=)[^&#]*")
 
 logger = logging.getLogger("headroom.proxy")
 
@@ -47,21 +51,26 @@ CLIENT_GONE = 499
 """The status of a request whose client left before its answer: never sent, only counted."""
 
 
-def request_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The client's headers as they go upstream. The upstream is asked for an uncompressed
-    answer: headroom reads usage (and retrieve calls) from answers, which it cannot in gzip
-    or brotli bytes, and the client is one hop away."""
-    forwarded = {
-        name: value
-        for name, value in headers.items()
-        if name.lower() not in _NOT_FORWARDED and not name.lower().startswith("x-headroom-")
-    }
-    return {**forwarded, "accept-encoding": "identity"}
+def request_headers(headers: Headers) -> list[tuple[bytes, bytes]]:
+    """The client's headers as they go upstream, as their bytes. The upstream is asked for
+    an uncompressed answer: headroom reads usage (and retrieve calls) from answers, which it
+    cannot in gzip or brotli bytes, and the client is one hop away."""
+    forwarded = [
+        (name, value)
+        for name, value in headers.raw
+        if (low := name.lower().decode("latin-1")) not in _NOT_FORWARDED
+        and not low.startswith("x-headroom-")
+    ]
+    return [*forwarded, (b"accept-encoding", b"identity")]
 
 
-def response_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
-    """The upstream's headers as they go back to the client."""
-    return [(name, value) for name, value in headers.multi_items() if name not in _NOT_RELAYED]
+def response_headers(headers: httpx.Headers) -> list[tuple[bytes, bytes]]:
+    """The upstream's headers as they go back to the client, as their bytes."""
+    return [
+        (name, value)
+        for name, value in headers.raw
+        if name.lower().decode("latin-1") not in _NOT_RELAYED
+    ]
 
 
 def target(base_url: str, request: Request) -> str:
@@ -127,10 +136,7 @@ class Relayed(Response):
         self.answer, self.finished = answer, finished
         self.status_code = answer.status_code
         self.background = None
-        self.raw_headers = [
-            (name.encode("latin-1"), value.encode("latin-1"))
-            for name, value in response_headers(answer.headers)
-        ]
+        self.raw_headers = response_headers(answer.headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         received: list[bytes] = []
@@ -179,6 +185,17 @@ class IncompleteAnswers(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.getMessage() != "ASGI callable returned without completing response."
+
+
+class HiddenKeys(logging.Filter):
+    """Masks the API key a request carries in its query (Gemini's `?key=`) in uvicorn's access
+    log: a client's credentials are never logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) > 2 and isinstance(args[2], str):
+            record.args = (*args[:2], _QUERY_KEY.sub(r"\1***", args[2]), *args[3:])
+        return True
 
 
 def answer_events(answer: bytes) -> list[dict[str, Any]]:

@@ -44,7 +44,7 @@ def store() -> Store:
 
 @pytest.fixture
 def client(store: Store) -> TestClient:
-    return TestClient(app_for(store), client=LOOPBACK)
+    return TestClient(app_for(store), client=LOOPBACK, base_url="http://127.0.0.1")
 
 
 @pytest.fixture
@@ -94,7 +94,9 @@ def test_retrieve_expired_is_410() -> None:
     store = MemoryStore(ttl=60, clock=lambda: now[0])
     key = compress_payload(Request(grep_output()), store, SETTINGS).keys[0]
     now[0] += 120
-    answer = TestClient(app_for(store), client=LOOPBACK).get(f"/v1/retrieve/{key}")
+    answer = TestClient(app_for(store), client=LOOPBACK, base_url="http://127.0.0.1").get(
+        f"/v1/retrieve/{key}"
+    )
     assert answer.status_code == 410
     assert "expired" in answer.json()["error"]["message"]
 
@@ -144,7 +146,9 @@ def test_metrics_render_in_order(store: Store) -> None:
     metrics.fail_open()
     metrics.timed_out()
     metrics.transferred(1000, 400)
-    answer = TestClient(app_for(store, metrics=metrics), client=LOOPBACK).get("/metrics")
+    answer = TestClient(
+        app_for(store, metrics=metrics), client=LOOPBACK, base_url="http://127.0.0.1"
+    ).get("/metrics")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
     samples = [line for line in answer.text.splitlines() if not line.startswith("#")]

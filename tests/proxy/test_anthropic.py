@@ -191,6 +191,17 @@ def test_metrics_and_retrieve_are_served_on_loopback(proxy_url: str) -> None:
     assert missing.status_code == 404
 
 
+@pytest.mark.parametrize("host", ["evil.example:8787", "evil.example", "127.0.0.1.nip.io"])
+def test_a_page_rebound_to_loopback_cannot_read_the_admin_endpoints(
+    proxy_url: str, host: str
+) -> None:
+    for path in ("/stats", "/metrics", "/v1/retrieve/0123456789abcdef"):
+        refused = httpx.get(f"{proxy_url}{path}", headers={"host": host}, timeout=10)
+        assert refused.status_code == 403, path
+        assert "loopback name" in refused.text
+    assert httpx.get(f"{proxy_url}/stats", headers={"host": "localhost"}).status_code == 200
+
+
 def test_usage_is_read_from_an_upstream_that_would_gzip_its_answers() -> None:
     from starlette.middleware.gzip import GZipMiddleware
 
