@@ -15,14 +15,7 @@ counted in the ledger under the session `mcp`.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import shutil
-import signal
-import stat
-import subprocess
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +28,7 @@ from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
 
-from headroom import __version__, markers, tokens
+from headroom import __version__, markers, mcp_fetch, tokens
 from headroom.api import retrieve_from, slice_lines, store_for
 from headroom.compressors import BUILTINS
 from headroom.config import Settings
@@ -43,6 +36,7 @@ from headroom.conversation.accounts import load_ledger, update_ledger
 from headroom.conversation.ledger import render
 from headroom.conversation.live_zone import remember_origin
 from headroom.errors import ConfigError, HeadroomError, StoreError
+from headroom.mcp_fetch import execute, read_text
 from headroom.pipeline import Request, compress_payload
 from headroom.router import Hints
 from headroom.store import Store
@@ -51,12 +45,6 @@ SESSION = "mcp"
 """The ledger session this server's compressions are counted in."""
 DEFAULT_TIMEOUT = 120.0
 MAX_TIMEOUT = 600.0
-MAX_BYTES = 32 << 20
-"""The most a file read or a command's output may hold; beyond it the tools refuse or cut."""
-BINARY_SNIFF = 8192
-"""Leading bytes searched for a NUL, the sign of a binary file (as git and grep do)."""
-PIPE_GRACE = 1.0
-"""Seconds to wait for the output pipe to close once the shell has ended or been killed."""
 
 INSTRUCTIONS = (
     "headroom returns large file reads and command outputs compressed, with every original kept. "
@@ -170,7 +158,7 @@ def _checked(tool: types.Tool, arguments: dict[str, Any]) -> dict[str, Any]:
 
 def _read(args: dict[str, Any], store: Store, settings: Settings) -> Reply:
     path = Path(args["path"]).expanduser()
-    text = _text_of(path)
+    text = read_text(path)
     if not text:
         return Reply(f"{path} is empty")
     numbered = _numbered(text)
@@ -184,46 +172,6 @@ def _read(args: dict[str, Any], store: Store, settings: Settings) -> Reply:
     small = not tokens.at_least(part, settings.read_whole_below_tokens)
     request = Request(part, Hints(path=str(path)), ranged_read=small)
     return Reply(_compressed(request, store, settings))
-
-
-def _text_of(path: Path) -> str:
-    """The file's text (undecodable bytes replaced); ConfigError says why it cannot be read."""
-    try:
-        # Non-blocking, so opening a FIFO does not wait for a writer; a device or FIFO is
-        # refused before any read, as /dev/zero would fill memory and a FIFO never end.
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        try:
-            mode = os.fstat(descriptor).st_mode
-            if stat.S_ISDIR(mode):
-                raise ConfigError(f"{path} is a directory; list it with headroom_run (ls {path})")
-            if not stat.S_ISREG(mode):
-                raise ConfigError(
-                    f"{path} is not a regular file (a device, FIFO or socket); headroom_read "
-                    f"reads files. Read from it with headroom_run (e.g. head -c 4096 {path})"
-                )
-            with open(descriptor, "rb", closefd=False) as file:
-                data = file.read(MAX_BYTES + 1)  # bounded: a size from stat may be stale or 0
-        finally:
-            os.close(descriptor)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"no file at {path} (relative paths start in {Path.cwd()}); check the path"
-        ) from None
-    except PermissionError:
-        raise ConfigError(f"permission denied reading {path}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    if len(data) > MAX_BYTES:
-        raise ConfigError(
-            f"{path} is over the {MAX_BYTES:,} bytes headroom_read reads; "
-            f"read part of it with headroom_run (e.g. sed -n '1,200p' {path})"
-        )
-    if b"\0" in data[:BINARY_SNIFF]:
-        raise ConfigError(
-            f"{path} is a binary file ({len(data):,} bytes); headroom_read reads text. "
-            f"Inspect it with headroom_run (e.g. file {path})"
-        )
-    return data.decode("utf-8", errors="replace")
 
 
 def _numbered(text: str) -> str:
@@ -244,13 +192,13 @@ def _run(args: dict[str, Any], store: Store, settings: Settings) -> Reply:
     cwd = Path(args.get("cwd") or Path.cwd()).expanduser()
     if not cwd.is_dir():
         raise ConfigError(f"cwd {cwd} is not a directory; give an existing one")
-    capture, code, timed_out = _execute(command, cwd, timeout)
+    capture, code, timed_out = execute(command, cwd, timeout)
     body = b"".join(capture.chunks).decode("utf-8", errors="replace").rstrip("\n")
     shown = _compressed(Request(body, Hints(command=command)), store, settings) if body else ""
     notes = []
-    if capture.seen > MAX_BYTES:
+    if capture.seen > mcp_fetch.MAX_BYTES:
         notes.append(
-            f"[output cut: the command printed {capture.seen:,} bytes; the first {MAX_BYTES:,} "
+            f"[output cut: the command printed {capture.seen:,} bytes; the first {mcp_fetch.MAX_BYTES:,} "
             "are shown. Redirect it to a file and search that instead]"
         )
     if capture.open:
@@ -268,59 +216,6 @@ def _run(args: dict[str, Any], store: Store, settings: Settings) -> Reply:
     else:
         notes.append(f"[exit code {code}]")
     return Reply("\n".join([shown or "(no output)", *notes]), error=timed_out)
-
-
-class _Capture:
-    """A command's merged output as read from its pipe: the first MAX_BYTES of it, how many
-    bytes came in all, and whether the pipe was still open when the call returned."""
-
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-        self.seen = 0
-        self.open = True
-
-    def drain(self, pipe: Any) -> None:
-        """Reads the pipe to its end, keeping the first MAX_BYTES (the rest is read and
-        dropped, so the command is never blocked on a full pipe)."""
-        with pipe:
-            for chunk in iter(lambda: pipe.read1(1 << 16), b""):
-                if self.seen < MAX_BYTES:
-                    self.chunks.append(chunk[: MAX_BYTES - self.seen])
-                self.seen += len(chunk)
-        self.open = False
-
-
-def _execute(command: str, cwd: Path, timeout: float) -> tuple[_Capture, int, bool]:
-    """Runs command in a shell of its own process group: its output, its exit code and
-    whether it timed out and was killed."""
-    shell = shutil.which("bash") or "/bin/sh"
-    try:
-        process = subprocess.Popen(
-            [shell, "-c", command],
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,  # the server's stdin is the protocol channel
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        raise ConfigError(f"could not start {shell}: {exc.strerror}") from None
-    assert process.stdout is not None
-    capture = _Capture()
-    reader = threading.Thread(target=capture.drain, args=(process.stdout,), daemon=True)
-    reader.start()
-    timed_out = False
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        with contextlib.suppress(ProcessLookupError):  # it may have ended just now
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    # Background children (`server &`) may hold the pipe open for as long as they run: once
-    # the shell has ended, their output is read for a moment, not waited for.
-    reader.join(PIPE_GRACE)
-    return capture, process.returncode, timed_out
 
 
 _KEY = re.compile(markers.KEY_PATTERN)

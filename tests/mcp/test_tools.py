@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from headroom import mcp_server
+from headroom import mcp_fetch
 from headroom.config import Settings
 from headroom.mcp_server import Reply, call
 from headroom.store import MemoryStore
@@ -43,7 +43,7 @@ def test_an_empty_file_reads_as_empty(tmp_path: Path) -> None:
 
 
 def test_output_past_the_cap_is_cut_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(mcp_server, "MAX_BYTES", 1000)
+    monkeypatch.setattr(mcp_fetch, "MAX_BYTES", 1000)
     reply = call("headroom_run", {"command": "seq 1 100000"}, MemoryStore(), Settings())
     assert not reply.error
     assert "588,895 bytes" in reply.text and "first 1,000" in reply.text
