@@ -33,8 +33,8 @@ from headroom.api import retrieve_from, slice_lines, store_for
 from headroom.compressors import BUILTINS
 from headroom.config import Settings
 from headroom.conversation.accounts import load_ledger, update_ledger
-from headroom.conversation.ledger import render
 from headroom.conversation.live_zone import remember_origin
+from headroom.conversation.report import render
 from headroom.errors import ConfigError, HeadroomError, StoreError
 from headroom.mcp_fetch import execute, read_text
 from headroom.pipeline import Request, compress_payload

@@ -10,7 +10,7 @@ import click
 from headroom.api import store_for
 from headroom.config import Settings
 from headroom.conversation.accounts import load_ledger, reset_ledger
-from headroom.conversation.ledger import render
+from headroom.conversation.report import render
 from headroom.errors import StoreError
 from headroom.store import Store
 

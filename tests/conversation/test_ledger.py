@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from headroom.conversation.ledger import EVENT_KINDS, KindStats, Ledger, render
+from headroom.conversation.ledger import EVENT_KINDS, KindStats, Ledger
 from headroom.conversation.prices import Usage
+from headroom.conversation.report import render
 from headroom.errors import ConfigError, StoreError
 
 NOV_3_2026 = 1_793_664_000.0  # 2026-11-03 00:00 UTC
