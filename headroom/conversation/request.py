@@ -206,14 +206,16 @@ ESTIMATES = TokenMemo()
 
 def _tools(tools: Any, store: Store, session: str) -> list[dict[str, Any]]:
     note = f"tools:{session}"
-    remembered = json.loads(store.recall(note) or "null")
+    raw = store.recall(note)
+    remembered = json.loads(raw or "null")
     # Anything but a list of tools (a damaged note) starts afresh rather than failing a request.
     previous = remembered if isinstance(remembered, list) and all(
         isinstance(tool, dict) for tool in remembered
     ) else None  # fmt: skip
     normalized = stable.normalize_tools(tools, previous)
-    kept = [{k: v for k, v in tool.items() if k != "cache_control"} for tool in normalized]
-    store.remember(note, json.dumps(kept))
+    kept = json.dumps([{k: v for k, v in t.items() if k != "cache_control"} for t in normalized])
+    if kept != raw:  # an agent's tools are tens of KB, the same turn after turn
+        store.remember(note, kept)
     return normalized
 
 
